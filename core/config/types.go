@@ -1,0 +1,136 @@
+package config
+
+import "time"
+
+// Config is a parsed and validated gateway.toml. Every field has its default
+// filled in by Load.
+type Config struct {
+	// Path is the file the configuration was read from.
+	Path string `toml:"-"`
+
+	Gateway    Gateway      `toml:"gateway"`
+	Listen     Listen       `toml:"listen"`
+	Identity   Identity     `toml:"identity"`
+	Connection []Connection `toml:"connection"`
+	Audit      Audit        `toml:"audit"`
+	Secrets    Secrets      `toml:"secrets"`
+	Log        Log          `toml:"log"`
+}
+
+// Gateway holds process-wide settings.
+type Gateway struct {
+	// DataDir holds state (SQLite), audit, recordings and keys. Relative
+	// paths are relative to the configuration file. Default "./data".
+	DataDir string `toml:"data_dir"`
+	// AdminGroups see every session and event. Default ["admins"].
+	AdminGroups []string `toml:"admin_groups"`
+	// ShutdownTimeout bounds graceful shutdown. Default 10s.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// Listen holds the listeners.
+type Listen struct {
+	Postgres *PostgresListener `toml:"postgres"`
+	API      *APIListener      `toml:"api"`
+}
+
+// TLSFiles names a certificate and key. When both are empty a self-signed
+// certificate is made in data_dir.
+type TLSFiles struct {
+	CertFile string `toml:"tls_cert_file"`
+	KeyFile  string `toml:"tls_key_file"`
+}
+
+// PostgresListener is the PostgreSQL wire protocol listener.
+type PostgresListener struct {
+	Address string `toml:"address"` // required, host:port
+	TLSFiles
+	// AllowCleartextPassword lets clients send their token without TLS.
+	// Default false: a client must use TLS before authenticating.
+	AllowCleartextPassword bool `toml:"allow_cleartext_password"`
+	// MaxMessageBytes bounds every protocol message in either direction.
+	// Default 16 MiB.
+	MaxMessageBytes ByteSize `toml:"max_message_bytes"`
+	// HandshakeTimeout bounds TLS, startup and authentication. Default 15s.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// MaxConnections bounds concurrent client connections. Default 1000.
+	MaxConnections int `toml:"max_connections"`
+}
+
+// APIListener is the HTTP API for gatewayctl, /healthz and /metrics.
+type APIListener struct {
+	Address string `toml:"address"` // required, host:port
+	TLSFiles
+	// TLS serves the API over HTTPS. Default false (loopback use).
+	TLS bool `toml:"tls"`
+}
+
+// Identity holds the identity sources.
+type Identity struct {
+	Static []StaticIdentity `toml:"static"`
+}
+
+// StaticIdentity is a service or development identity with a fixed token.
+type StaticIdentity struct {
+	Name   string   `toml:"name"`   // required, unique
+	Email  string   `toml:"email"`  // optional
+	Groups []string `toml:"groups"` // optional
+	// TokenSHA256 is the hex sha256 of the identity's token. Required.
+	TokenSHA256 string `toml:"token_sha256"`
+}
+
+// Connection is a named target.
+type Connection struct {
+	Name     string `toml:"name"`     // required, unique
+	Protocol string `toml:"protocol"` // required: "postgres"
+	Address  string `toml:"address"`  // required, host:port
+	Database string `toml:"database"` // postgres: required
+	User     string `toml:"user"`     // required
+	// Secret references the credential, e.g. "env:APP_DB_PASSWORD" or
+	// "file:/etc/gatewayd/app-db.pass". Required.
+	Secret string `toml:"secret"`
+	// AllowGroups lists the groups whose members may use the connection.
+	// Empty means nobody.
+	AllowGroups []string `toml:"allow_groups"`
+	// TLS is the upstream TLS mode: "disable", "prefer", "require",
+	// "verify-full". Default "prefer".
+	TLS string `toml:"tls"`
+	// TLSCAFile is the CA bundle for verify-full. Default: system roots.
+	TLSCAFile string `toml:"tls_ca_file"`
+	// TLSServerName overrides the name verified. Default: address host.
+	TLSServerName string `toml:"tls_server_name"`
+	// ConnectTimeout bounds dial and upstream authentication. Default 10s.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+}
+
+// Audit configures the audit log writer.
+type Audit struct {
+	// FlushInterval is the longest an event waits before it is committed.
+	// Default 50ms.
+	FlushInterval Duration `toml:"flush_interval"`
+	// MaxBatch is the most events committed in one transaction. Default 512.
+	MaxBatch int `toml:"max_batch"`
+	// QueueSize bounds events waiting to be written; a full queue slows
+	// sessions down rather than dropping events. Default 8192.
+	QueueSize int `toml:"queue_size"`
+}
+
+// Secrets configures secret resolution.
+type Secrets struct {
+	// CacheTTL is how long a resolved secret is reused. Default 30s; 0s
+	// disables caching.
+	CacheTTL *Duration `toml:"cache_ttl"`
+}
+
+// Log configures gatewayd's own logs (JSON on stderr).
+type Log struct {
+	// Level is "debug", "info", "warn" or "error". Default "info".
+	Level string `toml:"level"`
+}
+
+// Duration is a time.Duration written as a string: "15s", "1m30s".
+type Duration struct{ time.Duration }
+
+// ByteSize is a size in bytes, written as an integer or a string with a
+// unit: 1048576, "16MiB", "512KiB".
+type ByteSize int64

@@ -1,0 +1,3 @@
+module github.com/gatewayd-access/gatewayd/sdk
+
+go 1.26.8
