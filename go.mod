@@ -1,13 +1,14 @@
 module github.com/gatewayd-access/gatewayd
 
-go 1.26
+go 1.26.8
 
 replace github.com/gatewayd-access/gatewayd/sdk => ./sdk
+
+require github.com/gatewayd-access/gatewayd/sdk v0.0.0
 
 require (
 	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
-	github.com/gatewayd-access/gatewayd/sdk v0.0.0
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
