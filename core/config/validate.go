@@ -1,0 +1,374 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults, as documented on the fields in types.go and in
+// docs/configuration.md.
+const (
+	DefaultDataDir          = "./data"
+	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultMaxMessageBytes  = 16 * MiB
+	DefaultHandshakeTimeout = 15 * time.Second
+	DefaultMaxConnections   = 1000
+	DefaultConnectionTLS    = "prefer"
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultFlushInterval    = 50 * time.Millisecond
+	DefaultMaxBatch         = 512
+	DefaultQueueSize        = 8192
+	DefaultCacheTTL         = 30 * time.Second
+	DefaultLogLevel         = "info"
+)
+
+// DefaultAdminGroups is the default of gateway.admin_groups.
+func DefaultAdminGroups() []string { return []string{"admins"} }
+
+// Limits of listen.postgres.max_message_bytes: below the lower one a
+// startup message may not fit; the upper one is PostgreSQL's own.
+const (
+	minMessageBytes = 16 * KiB
+	maxMessageBytes = 1 * GiB
+)
+
+// TLS modes of a connection's upstream.
+var tlsModes = []string{"disable", "prefer", "require", "verify-full"}
+
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// SlogLevel returns the level as a slog.Level (info for an unknown one;
+// Load refuses those).
+func (l Log) SlogLevel() slog.Level { return logLevels[l.Level] }
+
+// protocols maps each protocol a connection may use to whether its listener
+// is configured.
+var protocols = map[string]func(*Config) bool{
+	"postgres": func(c *Config) bool { return c.Listen.Postgres != nil },
+}
+
+var (
+	// A connection name is what a client asks for (PostgreSQL's "database").
+	connectionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	// A secret reference is "scheme:rest".
+	referenceScheme = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	hexSHA256       = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+)
+
+// scope is a table being checked: its key path and the prefix of messages
+// about it (empty for a plain table, `connection[2] ("app-db"): ` for an
+// element of an array of tables).
+type scope struct {
+	path   string
+	prefix string
+}
+
+func element(array string, i int, name string) scope {
+	p := fmt.Sprintf("%s[%d]", array, i+1)
+	if name != "" {
+		p += fmt.Sprintf(" (%q)", name)
+	}
+	return scope{path: indexKey(array, i), prefix: p + ": "}
+}
+
+// key returns the path of key k in s and the way messages name it.
+func (s scope) key(k string) (path, name string) {
+	path = joinKey(s.path, k)
+	if s.prefix == "" {
+		return path, path
+	}
+	return path, k
+}
+
+// missing records that required key k of s is absent.
+func (d *decoder) missing(s scope, k string) {
+	_, name := s.key(k)
+	d.errAt(s.path, "%smissing required key %q", s.prefix, name)
+}
+
+// invalid records a bad value of key k of s.
+func (d *decoder) invalid(s scope, k, format string, args ...any) {
+	path, name := s.key(k)
+	d.bad[path] = true
+	d.errAt(path, "%skey %q: %s", s.prefix, name, fmt.Sprintf(format, args...))
+}
+
+// given reports whether key k of s is in the file with an acceptable type.
+func (d *decoder) given(s scope, k string) bool {
+	path, _ := s.key(k)
+	return d.usable(path)
+}
+
+// absent reports whether key k of s is not in the file at all.
+func (d *decoder) absent(s scope, k string) bool {
+	path, _ := s.key(k)
+	return !d.present[path]
+}
+
+// required checks that string key k of s is given and not empty.
+func (d *decoder) required(s scope, k, v string) bool {
+	path, _ := s.key(k)
+	switch {
+	case d.bad[path]:
+		return false
+	case !d.present[path]:
+		d.missing(s, k)
+		return false
+	case strings.TrimSpace(v) == "":
+		d.invalid(s, k, "must not be empty")
+		return false
+	}
+	return true
+}
+
+// duration fills in a default for an absent duration and refuses zero.
+func (d *decoder) duration(s scope, k string, v *Duration, def time.Duration) {
+	switch {
+	case d.absent(s, k):
+		v.Duration = def
+	case d.given(s, k) && v.Duration <= 0:
+		d.invalid(s, k, "must be positive")
+	}
+}
+
+// positive fills in a default for an absent integer and refuses values < 1.
+func (d *decoder) positive(s scope, k string, v *int, def int) {
+	switch {
+	case d.absent(s, k):
+		*v = def
+	case d.given(s, k) && *v < 1:
+		d.invalid(s, k, "must be at least 1, have %d", *v)
+	}
+}
+
+// complete fills in defaults and checks values and references.
+func (d *decoder) complete(c *Config, o *options) {
+	d.gateway(c)
+	d.listeners(c)
+	d.identities(c)
+	d.connections(c, o)
+
+	a := scope{path: "audit"}
+	d.duration(a, "flush_interval", &c.Audit.FlushInterval, DefaultFlushInterval)
+	d.positive(a, "max_batch", &c.Audit.MaxBatch, DefaultMaxBatch)
+	d.positive(a, "queue_size", &c.Audit.QueueSize, DefaultQueueSize)
+
+	if c.Secrets.CacheTTL == nil {
+		c.Secrets.CacheTTL = &Duration{DefaultCacheTTL}
+	}
+
+	l := scope{path: "log"}
+	if d.absent(l, "level") {
+		c.Log.Level = DefaultLogLevel
+	} else if d.given(l, "level") {
+		lv := strings.ToLower(c.Log.Level)
+		if _, ok := logLevels[lv]; !ok {
+			d.invalid(l, "level", "want one of debug, info, warn, error, have %q", c.Log.Level)
+		}
+		c.Log.Level = lv
+	}
+}
+
+func (d *decoder) gateway(c *Config) {
+	g := scope{path: "gateway"}
+	if d.absent(g, "data_dir") {
+		c.Gateway.DataDir = DefaultDataDir
+	} else if d.given(g, "data_dir") && strings.TrimSpace(c.Gateway.DataDir) == "" {
+		d.invalid(g, "data_dir", "must not be empty")
+	}
+	if c.Gateway.DataDir != "" && !filepath.IsAbs(c.Gateway.DataDir) {
+		c.Gateway.DataDir = filepath.Join(c.dir(), c.Gateway.DataDir)
+	}
+	if d.absent(g, "admin_groups") {
+		c.Gateway.AdminGroups = DefaultAdminGroups()
+	}
+	d.duration(g, "shutdown_timeout", &c.Gateway.ShutdownTimeout, DefaultShutdownTimeout)
+}
+
+func (d *decoder) listeners(c *Config) {
+	if p := c.Listen.Postgres; p != nil {
+		s := scope{path: "listen.postgres"}
+		if d.required(s, "address", p.Address) {
+			if err := checkAddress(p.Address, true); err != nil {
+				d.invalid(s, "address", "%v", err)
+			}
+		}
+		d.tlsFiles(s, p.TLSFiles)
+		switch {
+		case d.absent(s, "max_message_bytes"):
+			p.MaxMessageBytes = DefaultMaxMessageBytes
+		case d.given(s, "max_message_bytes") && (p.MaxMessageBytes < minMessageBytes || p.MaxMessageBytes > maxMessageBytes):
+			d.invalid(s, "max_message_bytes", "must be between %v and %v, have %v", minMessageBytes, maxMessageBytes, p.MaxMessageBytes)
+		}
+		d.duration(s, "handshake_timeout", &p.HandshakeTimeout, DefaultHandshakeTimeout)
+		d.positive(s, "max_connections", &p.MaxConnections, DefaultMaxConnections)
+	}
+	if a := c.Listen.API; a != nil {
+		s := scope{path: "listen.api"}
+		if d.required(s, "address", a.Address) {
+			if err := checkAddress(a.Address, true); err != nil {
+				d.invalid(s, "address", "%v", err)
+			}
+		}
+		d.tlsFiles(s, a.TLSFiles)
+		if !a.TLS && !d.bad["listen.api.tls"] {
+			for _, k := range []string{"tls_cert_file", "tls_key_file"} {
+				if d.given(s, k) {
+					d.invalid(s, k, "has no effect unless tls = true")
+				}
+			}
+		}
+	}
+}
+
+// tlsFiles checks that a certificate and its key come together.
+func (d *decoder) tlsFiles(s scope, f TLSFiles) {
+	cert, key := d.given(s, "tls_cert_file"), d.given(s, "tls_key_file")
+	switch {
+	case cert && !key:
+		d.invalid(s, "tls_cert_file", "needs tls_key_file too")
+	case key && !cert:
+		d.invalid(s, "tls_key_file", "needs tls_cert_file too")
+	case cert && (f.CertFile == "" || f.KeyFile == ""):
+		d.invalid(s, "tls_cert_file", "tls_cert_file and tls_key_file must not be empty")
+	}
+}
+
+func (d *decoder) identities(c *Config) {
+	names := make(map[string]int)  // name -> line
+	tokens := make(map[string]int) // token hash -> line
+	for i := range c.Identity.Static {
+		id := &c.Identity.Static[i]
+		s := element("identity.static", i, id.Name)
+		if d.required(s, "name", id.Name) {
+			d.unique(s, "name", id.Name, names)
+		}
+		if d.required(s, "token_sha256", id.TokenSHA256) {
+			if !hexSHA256.MatchString(id.TokenSHA256) {
+				d.invalid(s, "token_sha256", "want 64 hexadecimal digits (the sha256 of the token), have %d characters", len(id.TokenSHA256))
+			} else {
+				id.TokenSHA256 = strings.ToLower(id.TokenSHA256)
+				d.unique(s, "token_sha256", id.TokenSHA256, tokens)
+			}
+		}
+	}
+}
+
+// unique records v, the value of key k of s, in seen and refuses a repeat.
+func (d *decoder) unique(s scope, k, v string, seen map[string]int) {
+	path, _ := s.key(k)
+	if first, ok := seen[v]; ok {
+		if k == "name" {
+			d.invalid(s, k, "duplicate name %q, first used at line %d", v, first)
+		} else {
+			d.invalid(s, k, "duplicate value, first used at line %d", first)
+		}
+		return
+	}
+	seen[v] = d.lineOf(path)
+}
+
+func (d *decoder) connections(c *Config, o *options) {
+	names := make(map[string]int)
+	for i := range c.Connection {
+		cn := &c.Connection[i]
+		s := element("connection", i, cn.Name)
+		if d.required(s, "name", cn.Name) {
+			if !connectionName.MatchString(cn.Name) {
+				d.invalid(s, "name", "want 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+			} else {
+				d.unique(s, "name", cn.Name, names)
+			}
+		}
+		if d.required(s, "protocol", cn.Protocol) {
+			if listening, ok := protocols[cn.Protocol]; !ok {
+				d.invalid(s, "protocol", "unknown protocol %q (known: %s)", cn.Protocol, strings.Join(knownProtocols(), ", "))
+			} else if !listening(c) {
+				d.invalid(s, "protocol", "protocol %q has no listener: add a [listen.%s] table", cn.Protocol, cn.Protocol)
+			}
+		}
+		if d.required(s, "address", cn.Address) {
+			if err := checkAddress(cn.Address, false); err != nil {
+				d.invalid(s, "address", "%v", err)
+			}
+		}
+		if cn.Protocol == "postgres" {
+			d.required(s, "database", cn.Database)
+		}
+		d.required(s, "user", cn.User)
+		if d.required(s, "secret", cn.Secret) {
+			if msg := checkReference(cn.Secret, o.schemes); msg != "" {
+				d.invalid(s, "secret", "%s", msg)
+			}
+		}
+		switch {
+		case d.absent(s, "tls"):
+			cn.TLS = DefaultConnectionTLS
+		case d.given(s, "tls") && !slices.Contains(tlsModes, cn.TLS):
+			d.invalid(s, "tls", "want one of %s, have %q", strings.Join(tlsModes, ", "), cn.TLS)
+		case cn.TLS == "disable":
+			for _, k := range []string{"tls_ca_file", "tls_server_name"} {
+				if d.given(s, k) {
+					d.invalid(s, k, "has no effect when tls = \"disable\"")
+				}
+			}
+		}
+		d.duration(s, "connect_timeout", &cn.ConnectTimeout, DefaultConnectTimeout)
+	}
+}
+
+func knownProtocols() []string {
+	var ps []string
+	for p := range protocols {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// checkAddress checks a host:port. A listener may leave the host empty (all
+// interfaces) and use port 0 (a free port); a target may not.
+func checkAddress(addr string, listener bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: want host:port", addr)
+	}
+	if host == "" && !listener {
+		return fmt.Errorf("invalid address %q: missing host", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || n == 0 && !listener {
+		return fmt.Errorf("invalid address %q: port must be a number from 1 to 65535", addr)
+	}
+	return nil
+}
+
+// checkReference checks a secret reference against the known schemes and
+// returns what is wrong with it, or "". The message never contains the
+// reference: if it is not one, it may be the secret itself.
+func checkReference(ref string, schemes []string) string {
+	known := strings.Join(schemes, ", ")
+	scheme, rest, ok := strings.Cut(ref, ":")
+	if !ok || !referenceScheme.MatchString(scheme) {
+		return fmt.Sprintf("not a secret reference: secrets are referenced, never inlined; write \"scheme:reference\" such as \"env:PGPASSWORD\" or \"file:/etc/gatewayd/pg.pass\" (known schemes: %s)", known)
+	}
+	if !slices.Contains(schemes, scheme) {
+		return fmt.Sprintf("unknown secret scheme %q (known schemes: %s)", scheme, known)
+	}
+	if strings.TrimSpace(rest) == "" {
+		return fmt.Sprintf("empty reference after %q", scheme+":")
+	}
+	return ""
+}
