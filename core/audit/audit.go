@@ -3,6 +3,8 @@
 // removing or reordering any stored event breaks the chain at that point.
 package audit
 
+import "time"
+
 // Event kinds. Every authentication, session start and end and request is
 // an event.
 const (
@@ -15,3 +17,61 @@ const (
 	KindProtocol     = "protocol" // cancel requests, refused messages, ...
 	KindUpstreamFail = "upstream.failed"
 )
+
+// The Data payloads of the event kinds, as stored (JSON). Fields that do not
+// apply are omitted.
+
+// AuthData is the payload of auth.ok and auth.failed.
+type AuthData struct {
+	Protocol   string `json:"protocol"`
+	ClientAddr string `json:"client_addr"`
+	User       string `json:"user"`             // the name the client presented
+	Reason     string `json:"reason,omitempty"` // why it failed; never a credential
+}
+
+// AccessData is the payload of access.denied.
+type AccessData struct {
+	Protocol   string `json:"protocol"`
+	ClientAddr string `json:"client_addr"`
+	Reason     string `json:"reason"`
+}
+
+// SessionStartData is the payload of session.start.
+type SessionStartData struct {
+	Protocol   string            `json:"protocol"`
+	ClientAddr string            `json:"client_addr"`
+	Email      string            `json:"email,omitempty"`
+	Groups     []string          `json:"groups,omitempty"`
+	TLS        bool              `json:"tls"`
+	Target     string            `json:"target_user,omitempty"` // the upstream role
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// SessionEndData is the payload of session.end.
+type SessionEndData struct {
+	Reason   string `json:"reason"`
+	BytesIn  int64  `json:"bytes_in"`
+	BytesOut int64  `json:"bytes_out"`
+	Requests int64  `json:"requests"`
+	Duration int64  `json:"duration_ns"`
+}
+
+// RequestData is the payload of request: one statement or command.
+type RequestData struct {
+	Kind         string    `json:"kind"` // "query", "execute", ...
+	Text         string    `json:"text"`
+	Started      time.Time `json:"started"`
+	Duration     int64     `json:"duration_ns"`
+	Rows         int64     `json:"rows"`
+	Outcome      string    `json:"outcome"` // "ok", "error", "interrupted"
+	Tag          string    `json:"tag,omitempty"`
+	ErrorCode    string    `json:"error_code,omitempty"`
+	ErrorMessage string    `json:"error_message,omitempty"`
+}
+
+// ProtocolData is the payload of protocol and upstream.failed events.
+type ProtocolData struct {
+	Event      string            `json:"event"`
+	ClientAddr string            `json:"client_addr,omitempty"`
+	Detail     map[string]string `json:"detail,omitempty"`
+}

@@ -1,0 +1,84 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations bring the schema from version i to version i+1. They are
+// append-only: a released migration is never edited, a change is a new
+// entry. schema_version holds the number of migrations applied.
+var migrations = []string{
+	// 1: sessions and the audit log.
+	`CREATE TABLE sessions (
+		id          TEXT    PRIMARY KEY,
+		protocol    TEXT    NOT NULL,
+		connection  TEXT    NOT NULL,
+		identity    TEXT    NOT NULL,
+		email       TEXT    NOT NULL,
+		client_addr TEXT    NOT NULL,
+		started     INTEGER,          -- unix nanoseconds UTC, NULL when unknown
+		ended       INTEGER,          -- unix nanoseconds UTC, NULL while open
+		end_reason  TEXT    NOT NULL,
+		bytes_in    INTEGER NOT NULL,
+		bytes_out   INTEGER NOT NULL,
+		requests    INTEGER NOT NULL
+	);
+	CREATE INDEX sessions_started ON sessions (started DESC);
+	CREATE INDEX sessions_identity_started ON sessions (identity, started DESC);
+
+	CREATE TABLE events (
+		seq        INTEGER PRIMARY KEY, -- the rowid: 1, 2, 3, ... without gaps
+		time       INTEGER NOT NULL,    -- unix nanoseconds UTC
+		kind       TEXT    NOT NULL,
+		session_id TEXT    NOT NULL,
+		identity   TEXT    NOT NULL,
+		connection TEXT    NOT NULL,
+		data       BLOB    NOT NULL,    -- canonical JSON, byte for byte
+		prev_hash  TEXT    NOT NULL,
+		hash       TEXT    NOT NULL
+	);
+	CREATE INDEX events_session_id ON events (session_id, seq);
+	CREATE INDEX events_kind ON events (kind, seq);`,
+}
+
+// migrate creates or upgrades the schema in one transaction, and refuses a
+// database written by a newer gatewayd.
+func (s *Store) migrate(ctx context.Context) (err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrating schema: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrating schema: creating schema_version: %w", err)
+	}
+	var version int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&version); err != nil {
+		return fmt.Errorf("migrating schema: reading version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("migrating schema: database is at version %d, this gatewayd knows %d: refusing to use a newer schema", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrating schema to version %d: %w", i+1, err)
+		}
+	}
+	if version < len(migrations) {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
+			return fmt.Errorf("migrating schema: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, len(migrations)); err != nil {
+			return fmt.Errorf("migrating schema: recording version: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrating schema: committing: %w", err)
+	}
+	return nil
+}
