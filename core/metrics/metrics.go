@@ -1,0 +1,60 @@
+// Package metrics defines gatewayd's Prometheus metrics: sessions, bytes,
+// statements, authentication failures and upstream errors.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics holds every collector, registered on its own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	SessionsTotal    *prometheus.CounterVec // protocol, connection
+	SessionsActive   *prometheus.GaugeVec   // protocol
+	Bytes            *prometheus.CounterVec // protocol, direction
+	Requests         *prometheus.CounterVec // protocol, outcome
+	AuthFailures     *prometheus.CounterVec // protocol
+	AccessDenied     *prometheus.CounterVec // protocol
+	UpstreamErrors   *prometheus.CounterVec // protocol, connection
+	AuditEvents      prometheus.Counter
+	AuditUnavailable prometheus.Gauge
+}
+
+// New creates and registers the collectors, plus the Go and process
+// collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		SessionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_sessions_total", Help: "Sessions opened, by protocol and connection.",
+		}, []string{"protocol", "connection"}),
+		SessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatewayd_sessions_active", Help: "Sessions open now.",
+		}, []string{"protocol"}),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_bytes_total", Help: "Bytes relayed, by direction (in: client to target; out: target to client), counted at session end.",
+		}, []string{"protocol", "direction"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_requests_total", Help: "Requests (SQL statements, commands) by outcome.",
+		}, []string{"protocol", "outcome"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_auth_failures_total", Help: "Failed client authentications.",
+		}, []string{"protocol"}),
+		AccessDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_access_denied_total", Help: "Sessions refused because the identity may not use the connection.",
+		}, []string{"protocol"}),
+		UpstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_upstream_errors_total", Help: "Failures to connect or authenticate to a target.",
+		}, []string{"protocol", "connection"}),
+		AuditEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatewayd_audit_events_total", Help: "Audit events queued.",
+		}),
+		AuditUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatewayd_audit_unavailable", Help: "1 while the audit log cannot be written (requests are refused).",
+		}),
+	}
+	r.MustRegister(m.SessionsTotal, m.SessionsActive, m.Bytes, m.Requests, m.AuthFailures,
+		m.AccessDenied, m.UpstreamErrors, m.AuditEvents, m.AuditUnavailable,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,287 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatewayd-access/gatewayd/core/config"
+	"github.com/gatewayd-access/gatewayd/core/gateway"
+	"github.com/gatewayd-access/gatewayd/internal/pgtest"
+)
+
+// Fixed test identities and the upstream credentials gatewayd injects.
+const (
+	aliceToken = "gwt_alice_test_token_0123456789"
+	bobToken   = "gwt_bob_test_token_9876543210"
+	// The upstream passwords are distinctive so that a leak anywhere is
+	// found by a plain substring search.
+	appPassword = "UPSTREAM-pw-7f3a9c1e-app"
+	md5Password = "UPSTREAM-pw-2b8d4e6f-md5"
+)
+
+var (
+	pgSCRAM *pgtest.Server // scram-sha-256, TLS on
+	pgMD5   *pgtest.Server // md5
+)
+
+func TestMain(m *testing.M) {
+	var stops []func()
+	stopAll := func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for _, spec := range []struct {
+		dst  **pgtest.Server
+		opts pgtest.Options
+	}{
+		{&pgSCRAM, pgtest.Options{TLS: true, AuthMethod: "scram-sha-256"}},
+		{&pgMD5, pgtest.Options{AuthMethod: "md5"}},
+	} {
+		srv, stop, err := pgtest.StartShared(spec.opts)
+		if err != nil {
+			stopAll()
+			fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
+			os.Exit(1)
+		}
+		stops = append(stops, stop)
+		*spec.dst = srv
+	}
+	if err := setupUpstreams(); err != nil {
+		stopAll()
+		fmt.Fprintln(os.Stderr, "preparing PostgreSQL:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stopAll()
+	os.Exit(code)
+}
+
+func setupUpstreams() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	steps := []struct {
+		srv    *pgtest.Server
+		dbname string
+		sql    string
+	}{
+		{pgSCRAM, "postgres", "CREATE ROLE app LOGIN PASSWORD '" + appPassword + "'"},
+		{pgSCRAM, "postgres", "CREATE DATABASE app OWNER app"},
+		{pgSCRAM, "app", `SET ROLE app;
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);
+INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(1, 100) i;`},
+		{pgMD5, "postgres", "SET password_encryption = 'md5'; CREATE ROLE legacy LOGIN PASSWORD '" + md5Password + "'"},
+		{pgMD5, "postgres", "CREATE DATABASE legacy OWNER legacy"},
+	}
+	for _, st := range steps {
+		u, err := url.Parse(st.srv.SuperuserDSN())
+		if err != nil {
+			return err
+		}
+		u.Path = "/" + st.dbname
+		conn, err := pgconn.Connect(ctx, u.String())
+		if err != nil {
+			return fmt.Errorf("connecting to set up: %w", err)
+		}
+		_, err = conn.Exec(ctx, st.sql).ReadAll()
+		_ = conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("setting up: %w", err)
+		}
+	}
+	return nil
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a running gatewayd in front of the test clusters.
+type env struct {
+	t       *testing.T
+	gw      *gateway.Gateway
+	addr    string // postgres listener
+	apiAddr string
+	dataDir string
+	logs    *syncBuffer
+	cfg     *config.Config
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// startGateway runs gatewayd with a configuration for the test clusters.
+// extra is appended to the [listen.postgres] table.
+func startGateway(t *testing.T, listenExtra string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "legacy.pass")
+	if err := os.WriteFile(secretFile, []byte(md5Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GWTEST_APP_DB_PASSWORD", appPassword)
+	toml := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+admin_groups = ["admins"]
+
+[listen.postgres]
+address = "127.0.0.1:0"
+%s
+
+[listen.api]
+address = "127.0.0.1:0"
+
+[[identity.static]]
+name = "alice"
+email = "alice@example.com"
+groups = ["dev", "admins"]
+token_sha256 = %q
+
+[[identity.static]]
+name = "bob"
+email = "bob@example.com"
+groups = ["sales"]
+token_sha256 = %q
+
+[[connection]]
+name = "app-db"
+protocol = "postgres"
+address = %q
+database = "app"
+user = "app"
+secret = "env:GWTEST_APP_DB_PASSWORD"
+allow_groups = ["dev"]
+tls = "require"
+
+[[connection]]
+name = "legacy-db"
+protocol = "postgres"
+address = %q
+database = "legacy"
+user = "legacy"
+secret = "file:%s"
+allow_groups = ["dev"]
+tls = "disable"
+
+[[connection]]
+name = "down-db"
+protocol = "postgres"
+address = %q
+database = "app"
+user = "app"
+secret = "env:GWTEST_APP_DB_PASSWORD"
+allow_groups = ["dev"]
+connect_timeout = "2s"
+`, filepath.Join(dir, "data"), listenExtra, sha(aliceToken), sha(bobToken),
+		pgSCRAM.Addr(), pgMD5.Addr(), secretFile, freeAddr(t))
+	path := filepath.Join(dir, "gateway.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("loading test configuration: %v", err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	gw, err := gateway.New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("starting gateway: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gateway stopped with error: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("gateway did not stop")
+		}
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", logs.String())
+		}
+	})
+	return &env{
+		t: t, gw: gw, logs: logs, cfg: cfg,
+		addr:    gw.Addr("postgres").String(),
+		apiAddr: gw.Addr("api").String(),
+		dataDir: cfg.Gateway.DataDir,
+	}
+}
+
+// conninfo is a libpq connection string through the gateway.
+func (e *env) conninfo(user, conn, sslmode string) string {
+	host, port, _ := net.SplitHostPort(e.addr)
+	return fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=%s connect_timeout=10", host, port, user, conn, sslmode)
+}
+
+// psql runs psql through the gateway and returns its combined output.
+func (e *env) psql(token, conninfo string, args ...string) (string, error) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	all := append([]string{"-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", conninfo}, args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(pgSCRAM.BinDir(), "psql"), all...)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+token, "PGCONNECT_TIMEOUT=10", "PGGSSENCMODE=disable")
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// mustPSQL is psql as alice on app-db, failing the test on error.
+func (e *env) mustPSQL(args ...string) string {
+	e.t.Helper()
+	out, err := e.psql(aliceToken, e.conninfo("alice", "app-db", "require"), args...)
+	if err != nil {
+		e.t.Fatalf("psql %v: %v\n%s", args, err, out)
+	}
+	return out
+}
