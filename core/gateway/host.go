@@ -107,6 +107,7 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		_ = h.store.EndSession(context.WithoutCancel(ctx), store.SessionEnd{ID: ls.id, Ended: time.Now().UTC(), Reason: "audit log unavailable"})
 		return nil, fmt.Errorf("%w: audit log: %v", protocol.ErrUnavailable, err)
 	}
+	h.metrics.AuditEvents.Inc()
 	h.mu.Lock()
 	h.sessions[ls.id] = ls
 	h.mu.Unlock()

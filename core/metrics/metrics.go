@@ -2,7 +2,10 @@
 // statements, authentication failures and upstream errors.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
 
 // Metrics holds every collector, registered on its own registry.
 type Metrics struct {
@@ -55,6 +58,6 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.SessionsTotal, m.SessionsActive, m.Bytes, m.Requests, m.AuthFailures,
 		m.AccessDenied, m.UpstreamErrors, m.AuditEvents, m.AuditUnavailable,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -56,8 +56,6 @@ type Store struct {
 // SQLite's limit of 32766 parameters.
 var insertSizes = [...]int{64, 8, 1}
 
-const eventInsertColumns = 9
-
 // Open opens (creating it if needed) the SQLite database at path and brings
 // its schema up to date. A directory it has to create gets mode 0700, a new
 // database file mode 0600; SQLite gives the -wal and -shm files the mode of

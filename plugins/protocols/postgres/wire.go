@@ -96,12 +96,6 @@ func copyBody(w *bufio.Writer, r *bufio.Reader, n int) error {
 	return nil
 }
 
-// skipBody discards n body bytes.
-func skipBody(r *bufio.Reader, n int) error {
-	_, err := r.Discard(n)
-	return unexpected(err)
-}
-
 func unexpected(err error) error {
 	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
