@@ -96,6 +96,7 @@ type Writer struct {
 	closed    bool
 	closeOnce sync.Once
 	closing   chan struct{} // closed once no more records can be enqueued
+	kick      chan struct{} // a sync waiter is queued: commit without waiting
 	done      chan struct{} // closed when the run goroutine has returned
 
 	failed atomic.Pointer[error] // ErrUnavailable wrapped with the cause
@@ -135,6 +136,7 @@ func NewWriter(ctx context.Context, st store.Store, log *slog.Logger, opt Option
 		opt:     opt,
 		queue:   make(chan item, opt.QueueSize),
 		closing: make(chan struct{}),
+		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		batch:   make([]item, 0, opt.MaxBatch),
 		evs:     make([]store.Event, 0, opt.MaxBatch),
@@ -185,6 +187,10 @@ func (w *Writer) AppendSync(ctx context.Context, r Record) error {
 		return err
 	}
 	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	select {
 	case err := <-done:
 		donePool.Put(done)
 		return err
@@ -203,9 +209,14 @@ func (w *Writer) item(r Record) (item, error) {
 	if r.Kind == "" {
 		return item{}, errors.New("audit: record without a kind")
 	}
-	data, err := json.Marshal(r.Data)
-	if err != nil {
-		return item{}, fmt.Errorf("marshalling %s audit data: %w", r.Kind, err)
+	var data []byte
+	if a, ok := r.Data.(jsonAppender); ok {
+		data = a.appendJSON(make([]byte, 0, 256))
+	} else {
+		var err error
+		if data, err = json.Marshal(r.Data); err != nil {
+			return item{}, fmt.Errorf("marshalling %s audit data: %w", r.Kind, err)
+		}
 	}
 	t := r.Time
 	if t.IsZero() {
@@ -302,30 +313,25 @@ func (w *Writer) run() {
 	}
 }
 
-// gather adds queued records to the batch until it is full, a sync waiter
-// is in it, or FlushInterval has passed since its first record.
+// gather fills the batch. Unless the queue already holds a full batch or
+// a sync waiter is in it, it first waits for FlushInterval (or a sync
+// waiter's kick, or Close), so that Append never wakes this goroutine per
+// record; then it takes what is queued, up to MaxBatch.
 func (w *Writer) gather() {
-	w.timer.Reset(w.opt.FlushInterval)
-	defer w.timer.Stop()
-	for len(w.batch) < w.opt.MaxBatch {
-		if w.syncWait {
-			// Commit now, with whatever else is already queued.
-			for len(w.batch) < w.opt.MaxBatch {
-				select {
-				case it := <-w.queue:
-					w.add(it)
-				default:
-					return
-				}
-			}
-			return
+	if !w.syncWait && len(w.batch)+len(w.queue) < w.opt.MaxBatch {
+		w.timer.Reset(w.opt.FlushInterval)
+		select {
+		case <-w.timer.C:
+		case <-w.kick:
+		case <-w.closing:
 		}
+		w.timer.Stop()
+	}
+	for len(w.batch) < w.opt.MaxBatch {
 		select {
 		case it := <-w.queue:
 			w.add(it)
-		case <-w.timer.C:
-			return
-		case <-w.closing:
+		default:
 			return
 		}
 	}

@@ -92,7 +92,11 @@ func Open(path string) (*Store, error) {
 	// open, and starts its transactions IMMEDIATE so that a transaction never
 	// has to upgrade a read lock to a write lock (which fails with BUSY
 	// instead of waiting).
-	s.write, err = sql.Open("sqlite", dsn(abs, append(pragmas, "journal_mode(WAL)", "synchronous(NORMAL)"), "immediate"))
+	s.write, err = sql.Open("sqlite", dsn(abs, append(pragmas, "journal_mode(WAL)", "synchronous(NORMAL)",
+		// Statement journals of the multi-row inserts stay in memory rather
+		// than in a temporary file written page by page; a larger page cache
+		// keeps the index pages the appends touch.
+		"temp_store(MEMORY)", "cache_size(-16384)"), "immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", abs, err)
 	}
@@ -158,7 +162,9 @@ func dsn(path string, pragmas []string, txlock string) string {
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
 	for i, n := range insertSizes {
-		q := `INSERT INTO events (seq, time, kind, session_id, identity, connection, data, prev_hash, hash) VALUES ` +
+		// OR ROLLBACK: a conflict aborts the whole transaction, so SQLite
+		// needs no statement journal for these multi-row inserts.
+		q := `INSERT OR ROLLBACK INTO events (seq, time, kind, session_id, identity, connection, data, prev_hash, hash) VALUES ` +
 			strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?), `, n), ", ")
 		if s.insertEvents[i], err = s.write.PrepareContext(ctx, q); err != nil {
 			return fmt.Errorf("preparing event insert: %w", err)
