@@ -127,7 +127,7 @@ func (s *syncBuffer) String() string {
 
 // env is a running gatewayd in front of the test clusters.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	gw      *gateway.Gateway
 	addr    string // postgres listener
 	apiAddr string
@@ -142,7 +142,7 @@ func sha(s string) string {
 }
 
 // freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -155,7 +155,13 @@ func freeAddr(t *testing.T) string {
 
 // startGateway runs gatewayd with a configuration for the test clusters.
 // extra is appended to the [listen.postgres] table.
-func startGateway(t *testing.T, listenExtra string) *env {
+func startGateway(t testing.TB, listenExtra string) *env {
+	t.Helper()
+	return startGatewayWith(t, listenExtra, "")
+}
+
+// startGatewayWith is startGateway with more configuration appended.
+func startGatewayWith(t testing.TB, listenExtra, more string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "legacy.pass")
@@ -217,7 +223,7 @@ secret = "env:GWTEST_APP_DB_PASSWORD"
 allow_groups = ["dev"]
 connect_timeout = "2s"
 `, filepath.Join(dir, "data"), listenExtra, sha(aliceToken), sha(bobToken),
-		pgSCRAM.Addr(), pgMD5.Addr(), secretFile, freeAddr(t))
+		pgSCRAM.Addr(), pgMD5.Addr(), secretFile, freeAddr(t)) + more
 	path := filepath.Join(dir, "gateway.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
