@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatewayd-access/gatewayd/core/audit"
 	"github.com/gatewayd-access/gatewayd/core/config"
@@ -41,6 +42,9 @@ type liveSession struct {
 	identity   protocol.Identity
 	connection string
 	started    time.Time
+	// outcomes caches the request counters by outcome. Only the session's
+	// handler calls RecordRequests, one call at a time.
+	outcomes map[string]prometheus.Counter
 }
 
 func (h *host) Authenticate(ctx context.Context, req protocol.AuthenticateRequest) (*protocol.AuthenticateResponse, error) {
@@ -90,7 +94,8 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		return nil, fmt.Errorf("%w: session id: %v", protocol.ErrUnavailable, err)
 	}
 	now := time.Now().UTC()
-	ls := &liveSession{id: id.String(), protocol: req.Protocol, identity: req.Identity, connection: conn.Name, started: now}
+	ls := &liveSession{id: id.String(), protocol: req.Protocol, identity: req.Identity, connection: conn.Name, started: now,
+		outcomes: map[string]prometheus.Counter{}}
 	if err := h.store.CreateSession(ctx, store.Session{
 		ID: ls.id, Protocol: req.Protocol, Connection: conn.Name, Identity: req.Identity.Name,
 		Email: req.Identity.Email, ClientAddr: req.ClientAddr, Started: now,
@@ -136,13 +141,20 @@ func (h *host) Admit(_ context.Context, _ protocol.AdmitRequest) error {
 }
 
 func (h *host) RecordRequests(ctx context.Context, reqs []protocol.RequestRecord) error {
+	var ls *liveSession
 	for i := range reqs {
 		r := &reqs[i]
-		ls := h.session(r.SessionID)
-		if ls == nil {
-			return fmt.Errorf("gateway: recording request of unknown session %q", r.SessionID)
+		if ls == nil || ls.id != r.SessionID {
+			if ls = h.session(r.SessionID); ls == nil {
+				return fmt.Errorf("gateway: recording request of unknown session %q", r.SessionID)
+			}
 		}
-		h.metrics.Requests.WithLabelValues(ls.protocol, r.Outcome).Inc()
+		c, ok := ls.outcomes[r.Outcome]
+		if !ok {
+			c = h.metrics.Requests.WithLabelValues(ls.protocol, r.Outcome)
+			ls.outcomes[r.Outcome] = c
+		}
+		c.Inc()
 		err := h.appendEvent(ctx, audit.Record{
 			Time: r.Started.Add(r.Duration), Kind: audit.KindRequest, SessionID: ls.id,
 			Identity: ls.identity.Name, Connection: ls.connection,

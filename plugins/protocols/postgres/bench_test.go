@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -35,17 +34,7 @@ func BenchmarkPGBenchSelect(b *testing.B) {
 	for _, mode := range []string{"simple", "extended"} {
 		b.Run(mode, func(b *testing.B) {
 			// Like bench/run.sh: client TLS, plain upstream on loopback.
-			e := startGatewayWith(b, "", fmt.Sprintf(`
-[[connection]]
-name = "bench-db"
-protocol = "postgres"
-address = %q
-database = "app"
-user = "app"
-secret = "env:GWTEST_APP_DB_PASSWORD"
-allow_groups = ["dev"]
-tls = "disable"
-`, pgSCRAM.Addr()))
+			e := startGatewayWith(b, "", appConnection("bench-db", pgSCRAM.Addr(), `tls = "disable"`))
 			host, port, _ := net.SplitHostPort(e.addr)
 			run := func(args ...string) string {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -193,37 +193,11 @@ email = "bob@example.com"
 groups = ["sales"]
 token_sha256 = %q
 
-[[connection]]
-name = "app-db"
-protocol = "postgres"
-address = %q
-database = "app"
-user = "app"
-secret = "env:GWTEST_APP_DB_PASSWORD"
-allow_groups = ["dev"]
-tls = "require"
-
-[[connection]]
-name = "legacy-db"
-protocol = "postgres"
-address = %q
-database = "legacy"
-user = "legacy"
-secret = "file:%s"
-allow_groups = ["dev"]
-tls = "disable"
-
-[[connection]]
-name = "down-db"
-protocol = "postgres"
-address = %q
-database = "app"
-user = "app"
-secret = "env:GWTEST_APP_DB_PASSWORD"
-allow_groups = ["dev"]
-connect_timeout = "2s"
-`, filepath.Join(dir, "data"), listenExtra, sha(aliceToken), sha(bobToken),
-		pgSCRAM.Addr(), pgMD5.Addr(), secretFile, freeAddr(t)) + more
+`, filepath.Join(dir, "data"), listenExtra, sha(aliceToken), sha(bobToken)) +
+		appConnection("app-db", pgSCRAM.Addr(), `tls = "require"`) +
+		connection("legacy-db", pgMD5.Addr(), "legacy", "legacy", "file:"+secretFile, `tls = "disable"`) +
+		appConnection("down-db", freeAddr(t), `connect_timeout = "2s"`) +
+		more
 	path := filepath.Join(dir, "gateway.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
@@ -262,6 +236,27 @@ connect_timeout = "2s"
 		apiAddr: gw.Addr("api").String(),
 		dataDir: cfg.Gateway.DataDir,
 	}
+}
+
+// connection is a [[connection]] table for the test configuration, open to
+// the dev group; extra holds more of its keys.
+func connection(name, addr, database, user, secretRef string, extra ...string) string {
+	return fmt.Sprintf(`
+[[connection]]
+name = %q
+protocol = "postgres"
+address = %q
+database = %q
+user = %q
+secret = %q
+allow_groups = ["dev"]
+%s
+`, name, addr, database, user, secretRef, strings.Join(extra, "\n"))
+}
+
+// appConnection is a connection as role app to database app.
+func appConnection(name, addr string, extra ...string) string {
+	return connection(name, addr, "app", "app", "env:GWTEST_APP_DB_PASSWORD", extra...)
 }
 
 // conninfo is a libpq connection string through the gateway.

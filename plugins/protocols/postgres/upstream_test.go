@@ -15,32 +15,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// connectionTOML is one more [[connection]] for startGateway's file.
+// verifyFullConnections are connections that verify the upstream's
+// certificate: one for the name it holds, one for another name.
 func verifyFullConnections() string {
-	return fmt.Sprintf(`
-[[connection]]
-name = "verified-db"
-protocol = "postgres"
-address = %q
-database = "app"
-user = "app"
-secret = "env:GWTEST_APP_DB_PASSWORD"
-allow_groups = ["dev"]
-tls = "verify-full"
-tls_ca_file = %q
-
-[[connection]]
-name = "wrong-name-db"
-protocol = "postgres"
-address = %q
-database = "app"
-user = "app"
-secret = "env:GWTEST_APP_DB_PASSWORD"
-allow_groups = ["dev"]
-tls = "verify-full"
-tls_ca_file = %q
-tls_server_name = "db.example.com"
-`, pgSCRAM.Addr(), pgSCRAM.CertFile(), pgSCRAM.Addr(), pgSCRAM.CertFile())
+	ca := fmt.Sprintf("tls_ca_file = %q", pgSCRAM.CertFile())
+	return appConnection("verified-db", pgSCRAM.Addr(), `tls = "verify-full"`, ca) +
+		appConnection("wrong-name-db", pgSCRAM.Addr(), `tls = "verify-full"`, ca, `tls_server_name = "db.example.com"`)
 }
 
 func TestUpstreamVerifyFull(t *testing.T) {
