@@ -153,6 +153,11 @@ func (s *clientSession) authenticate(ctx context.Context, st *startup) error {
 		Password:   secret.NewValue([]byte(pw)),
 	})
 	if err != nil {
+		if !errors.Is(err, protocol.ErrUnauthenticated) {
+			s.log.Error("authenticating", "error", err)
+			s.sendFatal(codeSystemError, "gatewayd cannot open a session now")
+			return errStartup
+		}
 		// One message whether or not the identity exists.
 		s.sendFatal(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", st.user))
 		return errStartup
