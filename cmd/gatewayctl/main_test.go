@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -22,8 +21,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
-
-	_ "modernc.org/sqlite" // the "sqlite" driver, to tamper with the store
+	"github.com/gatewayd-access/gatewayd/core/store/sqlite/sqlitetest"
 )
 
 const (
@@ -130,18 +128,9 @@ func (g *gateway) seed() {
 // with write access to the data directory could.
 func (g *gateway) tamper(seq int64) {
 	g.t.Helper()
-	db, err := sql.Open("sqlite", g.path)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer db.Close()
-	res, err := db.Exec(`UPDATE events SET data = replace(data, '"rows":3', '"rows":0') WHERE seq = ?`, seq)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		g.t.Fatalf("tamper: %d rows updated", n)
-	}
+	sqlitetest.EditEvent(g.t, g.path, seq, func(ev *store.Event) {
+		ev.Data = bytes.ReplaceAll(ev.Data, []byte(`"rows":3`), []byte(`"rows":0`))
+	})
 }
 
 type result struct {
@@ -606,15 +595,8 @@ func TestAuditExportBrokenOff(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", g.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	// Data that is not compact JSON cannot be exported unchanged.
-	if _, err := db.Exec(`UPDATE events SET data = '{"a": 1}' WHERE seq = 409`); err != nil {
-		t.Fatal(err)
-	}
+	sqlitetest.EditEvent(t, g.path, 409, func(ev *store.Event) { ev.Data = []byte(`{"a": 1}`) })
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, "audit.jsonl")

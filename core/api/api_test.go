@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,6 +24,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
+	"github.com/gatewayd-access/gatewayd/core/store/sqlite/sqlitetest"
 )
 
 // Tokens of the test identities: alice and bob are developers, root is an
@@ -149,18 +149,9 @@ func (f *fixture) append(w *audit.Writer, r audit.Record) {
 // write access to the database file could.
 func (f *fixture) tamper(seq int64) {
 	f.t.Helper()
-	db, err := sql.Open("sqlite", f.path)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer db.Close()
-	res, err := db.Exec(`UPDATE events SET data = replace(data, 'SELECT', 'DELETE') WHERE seq = ?`, seq)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		f.t.Fatalf("tamper: %d rows updated", n)
-	}
+	sqlitetest.EditEvent(f.t, f.path, seq, func(ev *store.Event) {
+		ev.Data = bytes.ReplaceAll(ev.Data, []byte("SELECT"), []byte("DELETE"))
+	})
 }
 
 type response struct {
@@ -534,14 +525,7 @@ func TestNewServer(t *testing.T) {
 // setData overwrites the stored data of event seq.
 func (f *fixture) setData(seq int64, data string) {
 	f.t.Helper()
-	db, err := sql.Open("sqlite", f.path)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`UPDATE events SET data = ? WHERE seq = ?`, []byte(data), seq); err != nil {
-		f.t.Fatal(err)
-	}
+	sqlitetest.EditEvent(f.t, f.path, seq, func(ev *store.Event) { ev.Data = []byte(data) })
 }
 
 func TestDamagedEvents(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
+	"github.com/gatewayd-access/gatewayd/core/store/sqlite/sqlitetest"
 )
 
 func openStore(t testing.TB) (*sqlite.Store, string) {
@@ -220,53 +221,58 @@ func TestChainContinuesAcrossWriters(t *testing.T) {
 // with access to it would, and expects Verify to point at the right event.
 func TestVerifyDetectsTampering(t *testing.T) {
 	const n = 100
+	edit := func(seq int64, fn func(*store.Event)) func(t *testing.T, path string) {
+		return func(t *testing.T, path string) { sqlitetest.EditEvent(t, path, seq, fn) }
+	}
+	editLog := func(fn func([]store.Event) []store.Event) func(t *testing.T, path string) {
+		return func(t *testing.T, path string) { sqlitetest.EditLog(t, path, fn) }
+	}
 	tests := []struct {
 		name       string
-		sql        string
-		args       []any
+		tamper     func(t *testing.T, path string)
 		wantBroken int64
 		wantReason string
 	}{
-		{"edit data", `UPDATE events SET data = '{"text":"SELECT 2"}' WHERE seq = ?`, []any{37}, 37, "hash mismatch"},
-		{"edit data by one byte", `UPDATE events SET data = CAST(replace(CAST(data AS TEXT), 'SELECT', 'SELECU') AS BLOB) WHERE seq = ?`, []any{42}, 42, "hash mismatch"},
-		{"edit identity", `UPDATE events SET identity = 'bob' WHERE seq = ?`, []any{5}, 5, "hash mismatch"},
-		{"edit time", `UPDATE events SET time = time + 1 WHERE seq = ?`, []any{64}, 64, "hash mismatch"},
-		{"edit kind", `UPDATE events SET kind = 'auth.ok' WHERE seq = ?`, []any{n}, n, "hash mismatch"},
-		{"edit first", `UPDATE events SET session_id = 'x' WHERE seq = ?`, []any{1}, 1, "hash mismatch"},
-		{"rewrite hash too", `UPDATE events SET identity = 'bob', hash = ? WHERE seq = 20`, []any{"ignored"}, 21, "prev_hash mismatch"},
-		{"delete one", `DELETE FROM events WHERE seq = ?`, []any{50}, 51, "sequence gap"},
-		{"delete the first", `DELETE FROM events WHERE seq = ?`, []any{1}, 2, "sequence gap"},
-		{"delete a range", `DELETE FROM events WHERE seq BETWEEN ? AND 70`, []any{60}, 71, "sequence gap"},
-		{"renumber after delete", `DELETE FROM events WHERE seq = 30; UPDATE events SET seq = seq - 1 WHERE seq > ?`, []any{30}, 30, "prev_hash mismatch"},
-		{"swap two", `UPDATE events SET seq = -1 WHERE seq = 10; UPDATE events SET seq = 10 WHERE seq = 11; UPDATE events SET seq = ? WHERE seq = -1`, []any{11}, 10, "prev_hash mismatch"},
+		{"edit data", edit(37, func(ev *store.Event) { ev.Data = []byte(`{"text":"SELECT 2"}`) }), 37, "hash mismatch"},
+		{"edit data by one byte", edit(42, func(ev *store.Event) {
+			ev.Data = bytes.ReplaceAll(ev.Data, []byte("SELECT"), []byte("SELECU"))
+		}), 42, "hash mismatch"},
+		{"edit identity", edit(5, func(ev *store.Event) { ev.Identity = "bob" }), 5, "hash mismatch"},
+		{"edit time", edit(64, func(ev *store.Event) { ev.Time = ev.Time.Add(1) }), 64, "hash mismatch"},
+		{"edit kind", edit(n, func(ev *store.Event) { ev.Kind = "auth.ok" }), n, "hash mismatch"},
+		{"edit first", edit(1, func(ev *store.Event) { ev.SessionID = "x" }), 1, "hash mismatch"},
+		// Recompute the edited event's hash, as a careful attacker would:
+		// the next event's prev_hash still gives it away.
+		{"rewrite hash too", edit(20, func(ev *store.Event) {
+			ev.Identity = "bob"
+			ev.Hash = Hash(ev.PrevHash, *ev)
+		}), 21, "prev_hash mismatch"},
+		{"delete one", func(t *testing.T, path string) { sqlitetest.DeleteEvent(t, path, 50) }, 51, "sequence gap"},
+		{"delete the first", func(t *testing.T, path string) { sqlitetest.DeleteEvent(t, path, 1) }, 2, "sequence gap"},
+		{"delete a range", editLog(func(evs []store.Event) []store.Event {
+			return slices.DeleteFunc(evs, func(ev store.Event) bool { return ev.Seq >= 60 && ev.Seq <= 70 })
+		}), 71, "sequence gap"},
+		{"renumber after delete", editLog(func(evs []store.Event) []store.Event {
+			evs = slices.DeleteFunc(evs, func(ev store.Event) bool { return ev.Seq == 30 })
+			for i := range evs {
+				if evs[i].Seq > 30 {
+					evs[i].Seq--
+				}
+			}
+			return evs
+		}), 30, "prev_hash mismatch"},
+		{"swap two", editLog(func(evs []store.Event) []store.Event {
+			i := slices.IndexFunc(evs, func(ev store.Event) bool { return ev.Seq == 10 })
+			evs[i], evs[i+1] = evs[i+1], evs[i]
+			evs[i].Seq, evs[i+1].Seq = 10, 11
+			return evs
+		}), 10, "prev_hash mismatch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st, path := openStore(t)
 			writeChain(t, st, n)
-			db, err := sql.Open("sqlite", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			args := tt.args
-			if tt.name == "rewrite hash too" {
-				// Recompute the edited event's hash, as a careful attacker
-				// would: the next event's prev_hash still gives it away.
-				var ev store.Event
-				err := st.Events(context.Background(), store.EventFilter{AfterSeq: 19}, func(e store.Event) error {
-					ev = e
-					return errStop
-				})
-				if !errors.Is(err, errStop) {
-					t.Fatal(err)
-				}
-				ev.Identity = "bob"
-				args = []any{Hash(ev.PrevHash, ev)}
-			}
-			if _, err := db.Exec(tt.sql, args...); err != nil {
-				t.Fatalf("tampering: %v", err)
-			}
+			tt.tamper(t, path)
 			res := mustVerify(t, st)
 			if res.OK || res.FirstBroken != tt.wantBroken || !strings.Contains(res.Reason, tt.wantReason) {
 				t.Errorf("Verify = %+v, want broken at %d with %q", res, tt.wantBroken, tt.wantReason)

@@ -27,20 +27,25 @@ var migrations = []string{
 	CREATE INDEX sessions_started ON sessions (started DESC);
 	CREATE INDEX sessions_identity_started ON sessions (identity, started DESC);
 
-	CREATE TABLE events (
-		seq        INTEGER PRIMARY KEY, -- the rowid: 1, 2, 3, ... without gaps
-		time       INTEGER NOT NULL,    -- unix nanoseconds UTC
-		kind       TEXT    NOT NULL,
-		session_id TEXT    NOT NULL,
-		identity   TEXT    NOT NULL,
-		connection TEXT    NOT NULL,
-		data       BLOB    NOT NULL,    -- canonical JSON, byte for byte
-		prev_hash  TEXT    NOT NULL,
-		hash       TEXT    NOT NULL
+	-- The audit log, in blocks (see the package comment): one row per
+	-- AppendEvents, split only past maxBlockEvents or maxBlockBytes, so that
+	-- SQLite's work per row is paid per block instead of per event.
+	-- first_seq..last_seq are the block's events, 1, 2, 3, ... without gaps
+	-- across blocks; data is their encoding (package internal/block), each
+	-- event's data kept byte for byte.
+	CREATE TABLE event_blocks (
+		first_seq INTEGER PRIMARY KEY, -- the rowid
+		last_seq  INTEGER NOT NULL,
+		data      BLOB    NOT NULL
 	);
-	-- Only session lookups are indexed: every index is paid on each of the
-	-- events the data path appends; filters by kind alone scan.
-	CREATE INDEX events_session_id ON events (session_id, seq);`,
+	-- The blocks holding events of each session, for reading one session
+	-- without decoding the whole log. Events outside a session (empty
+	-- session_id) are not listed. Filters by kind decode and filter.
+	CREATE TABLE event_sessions (
+		session_id TEXT    NOT NULL,
+		first_seq  INTEGER NOT NULL, -- event_blocks.first_seq
+		PRIMARY KEY (session_id, first_seq)
+	) WITHOUT ROWID;`,
 }
 
 // migrate creates or upgrades the schema in one transaction, and refuses a

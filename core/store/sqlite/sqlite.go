@@ -1,5 +1,22 @@
 // Package sqlite is the embedded store.Store: one SQLite file in WAL mode,
 // pure Go (modernc.org/sqlite, no cgo), for a gateway running on one machine.
+//
+// Sessions are one row each. The audit log is stored in blocks: each
+// AppendEvents writes its events as one row of event_blocks (first_seq,
+// last_seq, and the events in a compact binary encoding, see
+// internal/block), split into several rows only past maxBlockEvents events
+// or maxBlockBytes bytes. SQLite's work per row and per index entry (the
+// VDBE program, B-tree inserts) is then paid per block instead of per event;
+// what remains is mostly per byte written, which the encoding keeps close to
+// the size of the events' data. event_sessions lists, for each session, the
+// blocks holding its events (one row per session and block), so that one
+// session's events are read without decoding the whole log. Filters by kind
+// and sequence number decode the blocks and filter; the blocks before
+// AfterSeq are skipped by primary key. Events are read block by block, in
+// pages, never the whole log at once.
+//
+// The hash chain (package audit) is over the events, not the blocks: a block
+// is only how events are laid out.
 package sqlite
 
 import (
@@ -7,14 +24,18 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatewayd-access/gatewayd/core/store"
+	"github.com/gatewayd-access/gatewayd/core/store/sqlite/internal/block"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -24,11 +45,24 @@ import (
 // failing with SQLITE_BUSY.
 const busyTimeout = 5 * time.Second
 
-// eventPage is how many events Events reads per query. Reading in pages by
-// sequence number keeps no read transaction open while the caller's function
-// runs, so a slow consumer (an export over the network) neither pins the WAL
-// nor holds a connection.
-const eventPage = 512
+// Blocks are split past these bounds: a block holds at most maxBlockEvents
+// events, and an event starts a new block when it would take the block past
+// maxBlockBytes (a single larger event gets a block of its own).
+const (
+	maxBlockEvents = 4096
+	maxBlockBytes  = 4 << 20
+)
+
+// Events reads blocks in pages of one query each, a page ending after the
+// block that brings it to eventPage matching events or pageBytes of blocks
+// read. Reading in pages by sequence number keeps no read transaction open
+// while the caller's function runs, so a slow consumer (an export over the
+// network) neither pins the WAL nor holds a connection, and bounds the
+// memory an iteration holds to about a page (plus one block).
+const (
+	eventPage = 512
+	pageBytes = 1 << 20
+)
 
 // defaultLimit is the number of sessions Sessions returns when the filter
 // sets no limit.
@@ -43,17 +77,24 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 
-	// insertEvents[i] inserts insertSizes[i] events in one statement, on
-	// write: fewer, larger statements cost much less per event than one
-	// statement each (each execution has a fixed cost in database/sql and
-	// the driver).
-	insertEvents [len(insertSizes)]*sql.Stmt
-	lastSeq      *sql.Stmt // on write, inside AppendEvents' transaction
+	// Statements on write, run inside AppendEvents' transaction.
+	lastSeq     *sql.Stmt
+	insertBlock *sql.Stmt
+	// insertSessions[i] inserts insertSizes[i] rows of event_sessions in
+	// one statement: fewer, larger statements cost much less per row than
+	// one statement each (each execution has a fixed cost in database/sql
+	// and the driver).
+	insertSessions [len(insertSizes)]*sql.Stmt
+
+	// Statements on read.
+	startBlock    *sql.Stmt // the block that holds a sequence number
+	lastBlock     *sql.Stmt
+	blocks        *sql.Stmt // the blocks from a first_seq on
+	sessionBlocks *sql.Stmt // the blocks of one session from a first_seq on
 }
 
-// insertSizes are the row counts of the prepared event inserts, largest
-// first; a batch is split greedily. 64 rows of 9 columns stay far below
-// SQLite's limit of 32766 parameters.
+// insertSizes are the row counts of the prepared event_sessions inserts,
+// largest first; the sessions of a block are split greedily.
 var insertSizes = [...]int{64, 8, 1}
 
 // Open opens (creating it if needed) the SQLite database at path and brings
@@ -95,7 +136,8 @@ func Open(path string) (*Store, error) {
 	s.write, err = sql.Open("sqlite", dsn(abs, append(pragmas, "journal_mode(WAL)", "synchronous(NORMAL)",
 		// Statement journals of the multi-row inserts stay in memory rather
 		// than in a temporary file written page by page; a larger page cache
-		// keeps the index pages the appends touch.
+		// keeps the pages the appends touch (the end of event_blocks, and
+		// the event_sessions pages of the sessions in progress).
 		"temp_store(MEMORY)", "cache_size(-16384)"), "immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", abs, err)
@@ -161,26 +203,45 @@ func dsn(path string, pragmas []string, txlock string) string {
 
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
-	for i, n := range insertSizes {
-		// OR ROLLBACK: a conflict aborts the whole transaction, so SQLite
-		// needs no statement journal for these multi-row inserts.
-		q := `INSERT OR ROLLBACK INTO events (seq, time, kind, session_id, identity, connection, data, prev_hash, hash) VALUES ` +
-			strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?), `, n), ", ")
-		if s.insertEvents[i], err = s.write.PrepareContext(ctx, q); err != nil {
-			return fmt.Errorf("preparing event insert: %w", err)
+	prep := func(db *sql.DB, dst **sql.Stmt, what, q string) {
+		if err == nil {
+			if *dst, err = db.PrepareContext(ctx, q); err != nil {
+				err = fmt.Errorf("preparing %s: %w", what, err)
+			}
 		}
 	}
-	if s.lastSeq, err = s.write.PrepareContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`); err != nil {
-		return fmt.Errorf("preparing last sequence query: %w", err)
+	prep(s.write, &s.lastSeq, "last sequence query",
+		`SELECT last_seq FROM event_blocks ORDER BY first_seq DESC LIMIT 1`)
+	// OR ROLLBACK: a conflict aborts the whole transaction, so SQLite needs
+	// no statement journal for these inserts.
+	prep(s.write, &s.insertBlock, "block insert",
+		`INSERT OR ROLLBACK INTO event_blocks (first_seq, last_seq, data) VALUES (?, ?, ?)`)
+	for i, n := range insertSizes {
+		prep(s.write, &s.insertSessions[i], "session block insert",
+			`INSERT OR ROLLBACK INTO event_sessions (session_id, first_seq) VALUES `+
+				strings.TrimSuffix(strings.Repeat(`(?, ?), `, n), ", "))
 	}
-	return nil
+	prep(s.read, &s.startBlock, "block lookup",
+		`SELECT first_seq FROM event_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1`)
+	prep(s.read, &s.lastBlock, "last block query",
+		`SELECT data FROM event_blocks ORDER BY first_seq DESC LIMIT 1`)
+	prep(s.read, &s.blocks, "block query",
+		`SELECT first_seq, data FROM event_blocks
+		WHERE first_seq >= ? AND last_seq > ? ORDER BY first_seq`)
+	// CROSS JOIN keeps event_sessions the outer loop: its primary key
+	// yields the session's blocks in order.
+	prep(s.read, &s.sessionBlocks, "session block query",
+		`SELECT b.first_seq, b.data FROM event_sessions s CROSS JOIN event_blocks b ON b.first_seq = s.first_seq
+		WHERE s.session_id = ? AND s.first_seq >= ? AND b.last_seq > ? ORDER BY s.first_seq`)
+	return err
 }
 
 // Close closes the store's connections. The last connection to close
 // checkpoints the WAL into the database file.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range append(s.insertEvents[:], s.lastSeq) {
+	stmts := append(s.insertSessions[:], s.lastSeq, s.insertBlock, s.startBlock, s.lastBlock, s.blocks, s.sessionBlocks)
+	for _, st := range stmts {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -294,14 +355,30 @@ func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Se
 	return out, nil
 }
 
-// AppendEvents appends events in one transaction. The first event's Seq
-// must be one more than the last stored one (1 on an empty log) and each
-// following event's one more than its predecessor's; otherwise nothing is
-// written and an error is returned.
+// AppendEvents appends events in one transaction, as one block (several
+// past maxBlockEvents or maxBlockBytes). The first event's Seq must be one
+// more than the last stored one (1 on an empty log) and each following
+// event's one more than its predecessor's; otherwise nothing is written and
+// an error is returned.
 func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) (err error) {
 	if len(evs) == 0 {
 		return nil
 	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Seq != evs[i-1].Seq+1 {
+			return fmt.Errorf("appending events: sequence number %d does not follow %d", evs[i].Seq, evs[i-1].Seq)
+		}
+	}
+	// Encoding before the transaction keeps the writer connection for the
+	// SQL alone.
+	buf := blockBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledBuf {
+			blockBufs.Put(buf)
+		}
+	}()
+	blocks := encodeBlocks(buf, evs)
+
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("appending events: beginning transaction: %w", err)
@@ -312,37 +389,39 @@ func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) (err error)
 		}
 	}()
 
-	var last int64
-	if err := tx.StmtContext(ctx, s.lastSeq).QueryRowContext(ctx).Scan(&last); err != nil {
-		return fmt.Errorf("appending events: reading last sequence number: %w", err)
+	var last int64 // 0 for an empty log
+	lerr := tx.StmtContext(ctx, s.lastSeq).QueryRowContext(ctx).Scan(&last)
+	if lerr != nil && !errors.Is(lerr, sql.ErrNoRows) {
+		return fmt.Errorf("appending events: reading last sequence number: %w", lerr)
 	}
-	for i := range evs {
-		if evs[i].Seq != last+1 {
-			return fmt.Errorf("appending events: sequence number %d does not follow %d", evs[i].Seq, last)
-		}
-		last = evs[i].Seq
+	if evs[0].Seq != last+1 {
+		return fmt.Errorf("appending events: sequence number %d does not follow %d", evs[0].Seq, last)
 	}
-	var args []any
-	for i, n := range insertSizes {
-		if len(evs) < n {
-			continue
+	insBlock := tx.StmtContext(ctx, s.insertBlock)
+	var (
+		ins  [len(insertSizes)]*sql.Stmt
+		args []any
+	)
+	for _, b := range blocks {
+		first, last := b.evs[0].Seq, b.evs[len(b.evs)-1].Seq
+		if _, err := insBlock.ExecContext(ctx, first, last, b.data); err != nil {
+			return fmt.Errorf("appending events %d-%d: %w", first, last, err)
 		}
-		ins := tx.StmtContext(ctx, s.insertEvents[i])
-		for len(evs) >= n {
-			args = args[:0]
-			for j := range n {
-				ev := &evs[j]
-				data := ev.Data
-				if data == nil {
-					data = []byte{} // NOT NULL; returned as empty
+		sessions := b.sessions
+		for i, n := range insertSizes {
+			for len(sessions) >= n {
+				if ins[i] == nil {
+					ins[i] = tx.StmtContext(ctx, s.insertSessions[i])
 				}
-				args = append(args, ev.Seq, ev.Time.UnixNano(), ev.Kind, ev.SessionID,
-					ev.Identity, ev.Connection, data, ev.PrevHash, ev.Hash)
+				args = args[:0]
+				for _, id := range sessions[:n] {
+					args = append(args, id, first)
+				}
+				if _, err := ins[i].ExecContext(ctx, args...); err != nil {
+					return fmt.Errorf("appending events %d-%d: indexing sessions: %w", first, last, err)
+				}
+				sessions = sessions[n:]
 			}
-			if _, err := ins.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("appending events %d-%d: %w", evs[0].Seq, evs[n-1].Seq, err)
-			}
-			evs = evs[n:]
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -351,92 +430,187 @@ func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) (err error)
 	return nil
 }
 
-const eventColumns = `seq, time, kind, session_id, identity, connection, data, prev_hash, hash`
+// encodedBlock is one row of event_blocks to insert.
+type encodedBlock struct {
+	evs      []store.Event
+	data     []byte
+	sessions []string // the distinct non-empty session ids of evs, sorted
+}
 
-func scanEvent(sc scanner) (store.Event, error) {
+// blockBufs holds the buffers AppendEvents encodes blocks into (the driver
+// copies a blob when it binds it), so that a batch does not allocate and
+// clear a buffer of its size each time.
+var blockBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuf bounds the buffers kept in blockBufs.
+const maxPooledBuf = 2 * maxBlockBytes
+
+// encodeBlocks splits evs into blocks and encodes them into *buf.
+func encodeBlocks(buf *[]byte, evs []store.Event) []encodedBlock {
 	var (
-		ev store.Event
-		t  int64
+		blocks []encodedBlock
+		ends   []int
 	)
-	err := sc.Scan(&ev.Seq, &t, &ev.Kind, &ev.SessionID, &ev.Identity, &ev.Connection,
-		&ev.Data, &ev.PrevHash, &ev.Hash)
-	ev.Time = time.Unix(0, t).UTC()
-	if ev.Data == nil {
-		ev.Data = []byte{}
+	b := (*buf)[:0]
+	for len(evs) > 0 {
+		n, size := 0, block.HeaderSize
+		for n < len(evs) && n < maxBlockEvents {
+			sz := block.MaxSize(&evs[n])
+			if n > 0 && size+sz > maxBlockBytes {
+				break
+			}
+			n, size = n+1, size+sz
+		}
+		b = block.Append(b, evs[:n])
+		blocks = append(blocks, encodedBlock{evs: evs[:n], sessions: sessionIDs(evs[:n])})
+		ends = append(ends, len(b))
+		evs = evs[n:]
 	}
-	return ev, err
+	*buf = b
+	start := 0
+	for i, end := range ends {
+		blocks[i].data = b[start:end:end]
+		start = end
+	}
+	return blocks
+}
+
+// sessionIDs returns the distinct non-empty session ids of evs, sorted.
+func sessionIDs(evs []store.Event) []string {
+	ids := make([]string, 0, len(evs)/4+1)
+	for i := range evs {
+		// Events of a session mostly come in runs: skip repeats cheaply.
+		if id := evs[i].SessionID; id != "" && (len(ids) == 0 || ids[len(ids)-1] != id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // LastEvent returns the newest event, or an error wrapping store.ErrNotFound
 // when the log is empty.
 func (s *Store) LastEvent(ctx context.Context) (store.Event, error) {
-	row := s.read.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events ORDER BY seq DESC LIMIT 1`)
-	ev, err := scanEvent(row)
+	var data []byte
+	err := s.lastBlock.QueryRowContext(ctx).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Event{}, fmt.Errorf("reading last event: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Event{}, fmt.Errorf("reading last event: %w", err)
 	}
-	return ev, nil
+	r, err := block.NewReader(data)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("reading last event: %w", err)
+	}
+	var e block.Raw
+	for r.Next(&e) {
+	}
+	if err := r.Err(); err != nil {
+		return store.Event{}, fmt.Errorf("reading last event: %w", err)
+	}
+	return r.Event(&e), nil
 }
 
 // Events calls fn for each event matching f in sequence order, stopping at
-// the first error fn returns (which Events returns unwrapped). Events are
-// read in pages; fn runs with no transaction open, so it may call the store.
-// Events appended while the iteration runs are included if they are reached.
+// the first error fn returns (which Events returns unwrapped). Blocks are
+// read in pages (see eventPage); fn runs with no transaction open, so it may
+// call the store. Events appended while the iteration runs are included if
+// they are reached.
 func (s *Store) Events(ctx context.Context, f store.EventFilter, fn func(store.Event) error) error {
-	q := `SELECT ` + eventColumns + ` FROM events WHERE seq > ?`
-	args := []any{f.AfterSeq}
-	if f.SessionID != "" {
-		q += ` AND session_id = ?`
-		args = append(args, f.SessionID)
+	if f.AfterSeq == math.MaxInt64 {
+		return nil
 	}
-	if f.Kind != "" {
-		q += ` AND kind = ?`
-		args = append(args, f.Kind)
+	// Start at the block holding AfterSeq+1: the blocks before it end
+	// before it. (last_seq > AfterSeq in the queries would skip them too,
+	// but only by visiting each.)
+	from := int64(math.MinInt64)
+	if f.AfterSeq > 0 {
+		err := s.startBlock.QueryRowContext(ctx, f.AfterSeq+1).Scan(&from)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("reading events after %d: %w", f.AfterSeq, err)
+		}
 	}
-	q += ` ORDER BY seq LIMIT ?`
-	args = append(args, eventPage)
-
-	stmt, err := s.read.PrepareContext(ctx, q)
-	if err != nil {
-		return fmt.Errorf("reading events: %w", err)
-	}
-	defer stmt.Close()
-
-	page := make([]store.Event, 0, eventPage)
+	var (
+		page []store.Event
+		r    block.Reader
+	)
 	for {
-		page, err = s.eventPage(ctx, stmt, args, page[:0])
+		var (
+			next int64
+			more bool
+			err  error
+		)
+		page, next, more, err = s.eventPage(ctx, f, from, &r, page[:0])
 		if err != nil {
-			return fmt.Errorf("reading events after %d: %w", args[0], err)
+			return fmt.Errorf("reading events from block %d: %w", from, err)
 		}
 		for _, ev := range page {
 			if err := fn(ev); err != nil {
 				return err
 			}
 		}
-		if len(page) < eventPage {
+		if !more {
 			return nil
 		}
-		args[0] = page[len(page)-1].Seq
+		clear(page) // let the delivered events go while the next page is read
+		from = next
 	}
 }
 
-func (s *Store) eventPage(ctx context.Context, stmt *sql.Stmt, args []any, page []store.Event) ([]store.Event, error) {
-	rows, err := stmt.QueryContext(ctx, args...)
+// eventPage appends to page the events matching f of the blocks from first
+// sequence number from on, up to the bounds of a page. It returns the first
+// sequence number the next page starts from and whether there may be one.
+func (s *Store) eventPage(ctx context.Context, f store.EventFilter, from int64, r *block.Reader, page []store.Event) (_ []store.Event, next int64, more bool, err error) {
+	var rows *sql.Rows
+	if f.SessionID != "" {
+		rows, err = s.sessionBlocks.QueryContext(ctx, f.SessionID, from, f.AfterSeq)
+	} else {
+		rows, err = s.blocks.QueryContext(ctx, from, f.AfterSeq)
+	}
 	if err != nil {
-		return page, err
+		return page, 0, false, err
 	}
 	defer rows.Close()
+	var (
+		first int64
+		data  sql.RawBytes // decoded before the next row, no copy needed
+		read  int
+		e     block.Raw
+	)
 	for rows.Next() {
-		ev, err := scanEvent(rows)
-		if err != nil {
-			return page, err
+		if err := rows.Scan(&first, &data); err != nil {
+			return page, 0, false, err
 		}
-		page = append(page, ev)
+		if err := r.Reset(data); err != nil {
+			return page, 0, false, fmt.Errorf("block %d: %w", first, err)
+		}
+		// Filters compare the indexes of the block's strings; a block
+		// without the kind asked for has no event to decode.
+		kind, session := -1, -1
+		if f.Kind != "" {
+			kind = r.Index(f.Kind)
+		}
+		if f.SessionID != "" {
+			session = r.Index(f.SessionID)
+		}
+		if (f.Kind == "" || kind >= 0) && (f.SessionID == "" || session >= 0) {
+			for r.Next(&e) {
+				if e.Seq > f.AfterSeq && (f.Kind == "" || e.Kind == kind) &&
+					(f.SessionID == "" || e.SessionID == session) {
+					page = append(page, r.Event(&e))
+				}
+			}
+			if err := r.Err(); err != nil {
+				return page, 0, false, fmt.Errorf("block %d: %w", first, err)
+			}
+		}
+		read += len(data)
+		if (len(page) >= eventPage || read >= pageBytes) && first < math.MaxInt64 {
+			return page, first + 1, true, rows.Close()
+		}
 	}
-	return page, rows.Err()
+	return page, 0, false, rows.Err()
 }
 
 // nanos stores a time as int64 Unix nanoseconds (UTC by definition), and
