@@ -20,12 +20,30 @@ STATICCHECK := $(TOOLS_DIR)/staticcheck
 TEST_TIMEOUT ?= 25m
 FUZZTIME    ?= 30s
 
-.PHONY: build deps test lint demo bench fuzz clean
+# The built-in WASM modules: Go sources in each directory, the built module
+# beside it as DIR.wasm (committed, embedded in gatewayd).
+WASM_MODULES := wasm/masking/pii wasm/policy/sqlguard
+WASM_BUILD   := GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -buildvcs=false -ldflags=-buildid=
+
+.PHONY: build deps test lint demo bench fuzz clean wasm wasm-check
 
 ## build: bin/gatewayd and bin/gatewayctl
 build:
 	$(GO) build -o bin/gatewayd ./cmd/gatewayd
 	$(GO) build -o bin/gatewayctl ./cmd/gatewayctl
+
+## wasm: rebuild the built-in modules' .wasm files from their sources
+wasm:
+	@for m in $(WASM_MODULES); do echo "build $$m.wasm"; $(WASM_BUILD) -o $$m.wasm ./$$m; done
+
+## wasm-check: fail when a committed .wasm is not what its sources build to
+wasm-check:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; rc=0; \
+	for m in $(WASM_MODULES); do \
+		$(WASM_BUILD) -o "$$tmp/m.wasm" ./$$m; \
+		if cmp -s "$$tmp/m.wasm" $$m.wasm; then echo "ok   $$m.wasm matches its sources"; \
+		else echo "FAIL $$m.wasm differs from a build of ./$$m: run make wasm and commit"; rc=1; fi; \
+	done; exit $$rc
 
 ## deps: Debian packages (PostgreSQL, pgbouncer, openssl) and Go modules
 deps:
@@ -35,6 +53,7 @@ deps:
 # Both modules run even when the first fails; the exit status covers both.
 test: deps
 	@rc=0; \
+	$(MAKE) --no-print-directory wasm-check || rc=1; \
 	echo "$(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT)"; \
 	$(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT) || rc=1; \
 	echo "cd sdk && $(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT)"; \
