@@ -16,6 +16,8 @@ const (
 	KindRequest      = "request"
 	KindProtocol     = "protocol" // cancel requests, refused messages, ...
 	KindUpstreamFail = "upstream.failed"
+	KindPolicy       = "policy"       // a request a policy module did not allow
+	KindModuleFault  = "module.fault" // a module that trapped, timed out or answered nonsense
 )
 
 // The Data payloads of the event kinds, as stored (JSON). Fields that do not
@@ -74,4 +76,26 @@ type ProtocolData struct {
 	Event      string            `json:"event"`
 	ClientAddr string            `json:"client_addr,omitempty"`
 	Detail     map[string]string `json:"detail,omitempty"`
+}
+
+// PolicyData is the payload of policy: a verdict other than allow.
+type PolicyData struct {
+	Module    string   `json:"module"`
+	Verdict   string   `json:"verdict"` // "deny", "review", "terminate"
+	Reason    string   `json:"reason"`
+	Reviewers []string `json:"reviewers,omitempty"`
+	Request   string   `json:"request"` // the frame kind, e.g. "sql.query"
+	Text      string   `json:"text"`
+}
+
+// ModuleFaultData is the payload of module.fault.
+type ModuleFaultData struct {
+	Module string `json:"module"`
+	SHA256 string `json:"sha256"`
+	Fault  string `json:"fault"` // "trap", "timeout", "memory", "exit", "malformed"
+	Detail string `json:"detail"`
+	Frame  string `json:"frame"` // the frame kind being handled
+	// Effect is what the gateway did: "request denied" or "session ended".
+	Effect string `json:"effect"`
+	Text   string `json:"text,omitempty"` // the request, for request frames
 }

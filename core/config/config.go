@@ -32,6 +32,14 @@ type Option func(*options)
 
 type options struct {
 	schemes []string
+	modules []string
+}
+
+// WithBuiltinModules sets the names of the built-in WASM modules a
+// [[policy]] or [[masking]] table may name. Without it they are "pii" and
+// "sqlguard".
+func WithBuiltinModules(names ...string) Option {
+	return func(o *options) { o.modules = slices.Clone(names) }
 }
 
 // WithSecretSchemes sets the secret reference schemes that have a backend,
@@ -58,7 +66,7 @@ func Load(path string, opts ...Option) (*Config, error) {
 // values and references to things that do not exist are all errors; Parse
 // reports every one it finds, each as an *Error with the file and line.
 func Parse(path string, data []byte, opts ...Option) (*Config, error) {
-	o := options{schemes: []string{"env", "file"}}
+	o := options{schemes: []string{"env", "file"}, modules: []string{"pii", "sqlguard"}}
 	for _, opt := range opts {
 		opt(&o)
 	}

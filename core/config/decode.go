@@ -153,7 +153,11 @@ func (d *decoder) table(w where, m map[string]any, rv reflect.Value) {
 	}
 }
 
-var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+var (
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	// anyTable is a free-form table handed on as it is (a module's config).
+	anyTable = reflect.TypeFor[map[string]any]()
+)
 
 // value decodes v into rv and reports whether it was accepted.
 func (d *decoder) value(w where, v any, rv reflect.Value) bool {
@@ -180,6 +184,15 @@ func (d *decoder) value(w where, v any, rv reflect.Value) bool {
 			d.keyErr(w, "%v", err)
 			return false
 		}
+		return true
+	}
+	if rv.Type() == anyTable {
+		m, ok := v.(map[string]any)
+		if !ok {
+			d.typeErr(w, "table", v)
+			return false
+		}
+		rv.Set(reflect.ValueOf(m))
 		return true
 	}
 	switch rv.Kind() {

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Config is a parsed and validated gateway.toml. Every field has its default
 // filled in by Load.
@@ -12,6 +15,9 @@ type Config struct {
 	Listen     Listen       `toml:"listen"`
 	Identity   Identity     `toml:"identity"`
 	Connection []Connection `toml:"connection"`
+	Policy     []Module     `toml:"policy"`
+	Masking    []Module     `toml:"masking"`
+	Modules    Modules      `toml:"modules"`
 	Audit      Audit        `toml:"audit"`
 	Secrets    Secrets      `toml:"secrets"`
 	Log        Log          `toml:"log"`
@@ -101,6 +107,50 @@ type Connection struct {
 	TLSServerName string `toml:"tls_server_name"`
 	// ConnectTimeout bounds dial and upstream authentication. Default 10s.
 	ConnectTimeout Duration `toml:"connect_timeout"`
+}
+
+// Module is one [[policy]] or [[masking]] table: a WASM module and where
+// it applies.
+type Module struct {
+	// Module is a built-in module's name ("pii", "sqlguard") or the path of
+	// a .wasm file (relative paths are relative to the configuration
+	// file). Required.
+	Module string `toml:"module"`
+	// SHA256 pins a .wasm file's contents (hex). Required for files, refused
+	// for built-ins.
+	SHA256 string `toml:"sha256"`
+	// Connections are globs (path.Match syntax) of the connections the
+	// module applies to. Required; each must match a connection.
+	Connections []string `toml:"connections"`
+	// Groups, when set, limit the module to sessions of identities in one
+	// of them. Default: every session.
+	Groups []string `toml:"groups"`
+	// Config is handed to the module, as a JSON object, when it starts.
+	Config map[string]any `toml:"config"`
+	// Interruptible runs the module so that a call past modules.call_timeout
+	// is stopped. Default true for .wasm files and false for the built-ins,
+	// which are known to terminate and run several times faster
+	// uninterrupted (see docs/modules.md).
+	Interruptible *bool `toml:"interruptible"`
+}
+
+// IsFile reports whether the module names a .wasm file rather than a
+// built-in.
+func (m *Module) IsFile() bool {
+	return strings.HasSuffix(m.Module, ".wasm") || strings.ContainsRune(m.Module, '/')
+}
+
+// Modules holds the limits of the WASM module host.
+type Modules struct {
+	// CallTimeout bounds each call into a module. Default 100ms.
+	CallTimeout Duration `toml:"call_timeout"`
+	// MemoryLimit caps each module instance's memory. Default 64MiB.
+	MemoryLimit ByteSize `toml:"memory_limit"`
+	// MaxInstances bounds the live instances of each module. Default 256.
+	MaxInstances int `toml:"max_instances"`
+	// CacheDir keeps compiled modules across restarts. Relative paths are
+	// relative to the configuration file. Default data_dir/wasm-cache.
+	CacheDir string `toml:"cache_dir"`
 }
 
 // Audit configures the audit log writer.

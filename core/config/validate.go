@@ -1,9 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -27,6 +31,15 @@ const (
 	DefaultQueueSize        = 8192
 	DefaultCacheTTL         = 30 * time.Second
 	DefaultLogLevel         = "info"
+	DefaultCallTimeout      = 100 * time.Millisecond
+	DefaultMemoryLimit      = 64 * MiB
+	DefaultMaxInstances     = 256
+)
+
+// Bounds of modules.memory_limit.
+const (
+	minMemoryLimit = 4 * MiB
+	maxMemoryLimit = 4 * GiB
 )
 
 // DefaultAdminGroups is the default of gateway.admin_groups.
@@ -159,6 +172,26 @@ func (d *decoder) complete(c *Config, o *options) {
 	d.listeners(c)
 	d.identities(c)
 	d.connections(c, o)
+	d.modules(c, "policy", c.Policy, o)
+	d.modules(c, "masking", c.Masking, o)
+
+	m := scope{path: "modules"}
+	switch {
+	case d.absent(m, "cache_dir"):
+		c.Modules.CacheDir = filepath.Join(c.Gateway.DataDir, "wasm-cache")
+	case d.given(m, "cache_dir") && strings.TrimSpace(c.Modules.CacheDir) == "":
+		d.invalid(m, "cache_dir", "must not be empty")
+	case !filepath.IsAbs(c.Modules.CacheDir):
+		c.Modules.CacheDir = filepath.Join(c.dir(), c.Modules.CacheDir)
+	}
+	d.duration(m, "call_timeout", &c.Modules.CallTimeout, DefaultCallTimeout)
+	d.positive(m, "max_instances", &c.Modules.MaxInstances, DefaultMaxInstances)
+	switch {
+	case d.absent(m, "memory_limit"):
+		c.Modules.MemoryLimit = DefaultMemoryLimit
+	case d.given(m, "memory_limit") && (c.Modules.MemoryLimit < minMemoryLimit || c.Modules.MemoryLimit > maxMemoryLimit):
+		d.invalid(m, "memory_limit", "must be between %v and %v, have %v", ByteSize(minMemoryLimit), ByteSize(maxMemoryLimit), c.Modules.MemoryLimit)
+	}
 
 	a := scope{path: "audit"}
 	d.duration(a, "flush_interval", &c.Audit.FlushInterval, DefaultFlushInterval)
@@ -327,6 +360,70 @@ func (d *decoder) connections(c *Config, o *options) {
 		}
 		d.duration(s, "connect_timeout", &cn.ConnectTimeout, DefaultConnectTimeout)
 	}
+}
+
+// modules checks the [[policy]] or [[masking]] tables.
+func (d *decoder) modules(c *Config, array string, mods []Module, o *options) {
+	for i := range mods {
+		m := &mods[i]
+		s := element(array, i, "")
+		if d.required(s, "module", m.Module) {
+			switch {
+			case m.IsFile():
+				if !filepath.IsAbs(m.Module) {
+					m.Module = filepath.Join(c.dir(), m.Module)
+				}
+				if _, err := os.Stat(m.Module); err != nil {
+					var pe *fs.PathError
+					if errors.As(err, &pe) {
+						err = pe.Err
+					}
+					d.invalid(s, "module", "cannot read the module file: %v", err)
+				}
+				if d.required(s, "sha256", m.SHA256) && !hexSHA256.MatchString(m.SHA256) {
+					d.invalid(s, "sha256", "want 64 hexadecimal digits (sha256sum of the .wasm file), have %d characters", len(m.SHA256))
+				}
+				m.SHA256 = strings.ToLower(m.SHA256)
+			case !slices.Contains(o.modules, m.Module):
+				d.invalid(s, "module", "unknown built-in module %q (built-ins: %s; a custom module is a path ending in .wasm)", m.Module, strings.Join(o.modules, ", "))
+			case d.given(s, "sha256"):
+				d.invalid(s, "sha256", "applies only to .wasm files, not to the built-in %q", m.Module)
+			}
+		}
+		if d.absent(s, "connections") {
+			d.missing(s, "connections")
+		} else if d.given(s, "connections") {
+			if len(m.Connections) == 0 {
+				d.invalid(s, "connections", "must list at least one connection name or glob")
+			}
+			for _, g := range m.Connections {
+				if _, err := path.Match(g, ""); err != nil {
+					d.invalid(s, "connections", "bad glob %q: %v", g, err)
+					continue
+				}
+				if !slices.ContainsFunc(c.Connection, func(cn Connection) bool { return MatchGlob(g, cn.Name) }) {
+					d.invalid(s, "connections", "%q matches no connection", g)
+				}
+			}
+		}
+		if d.given(s, "groups") && len(m.Groups) == 0 {
+			d.invalid(s, "groups", "must not be empty when given (leave it out to apply to every session)")
+		}
+		if m.Config == nil {
+			m.Config = map[string]any{}
+		}
+		if m.Interruptible == nil {
+			v := m.IsFile()
+			m.Interruptible = &v
+		}
+	}
+}
+
+// MatchGlob reports whether a connection name matches a glob of a module's
+// connections list.
+func MatchGlob(glob, name string) bool {
+	ok, err := path.Match(glob, name)
+	return err == nil && ok
 }
 
 func knownProtocols() []string {

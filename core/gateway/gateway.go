@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/metrics"
+	"github.com/gatewayd-access/gatewayd/core/policy"
 	"github.com/gatewayd-access/gatewayd/core/secrets"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
@@ -29,6 +31,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/plugins/secrets/file"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 	"github.com/gatewayd-access/gatewayd/sdk/secret"
+	modules "github.com/gatewayd-access/gatewayd/wasm"
 )
 
 // SecretBackends returns the built-in secret backends by scheme.
@@ -47,6 +50,7 @@ type Gateway struct {
 	audit   *audit.Writer
 	host    *host
 	metrics *metrics.Metrics
+	policy  *policy.Engine
 
 	listeners []*listener
 	api       *http.Server
@@ -92,6 +96,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}
 	g.audit = aw
+	pe, err := policy.New(ctx, policy.Options{Config: cfg, Builtins: modules.Builtins(), Log: log.With("component", "modules")})
+	if err != nil {
+		return nil, err
+	}
+	g.policy = pe
+	if len(cfg.Policy)+len(cfg.Masking) > 0 {
+		// Compiling modules leaves tens of MiB of garbage behind; give it
+		// back now rather than at the scavenger's pace.
+		debug.FreeOSMemory()
+	}
 	var ttl time.Duration
 	if cfg.Secrets.CacheTTL != nil {
 		ttl = cfg.Secrets.CacheTTL.Duration
@@ -104,6 +118,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 		store:    st,
 		audit:    aw,
 		metrics:  g.metrics,
+		policy:   pe,
 		sessions: map[string]*liveSession{},
 	}
 
@@ -292,6 +307,11 @@ func (g *Gateway) closeState(ctx context.Context) {
 	}
 	if g.apiLn != nil {
 		_ = g.apiLn.Close()
+	}
+	if g.policy != nil {
+		if err := g.policy.Close(ctx); err != nil {
+			g.log.Error("closing module runtime", "error", err)
+		}
 	}
 	if g.audit != nil {
 		if err := g.audit.Close(ctx); err != nil {

@@ -15,9 +15,11 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/metrics"
+	"github.com/gatewayd-access/gatewayd/core/policy"
 	"github.com/gatewayd-access/gatewayd/core/secrets"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
+	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 )
 
 // host is the core's side of the protocol contract: identity, access,
@@ -30,6 +32,7 @@ type host struct {
 	store   store.Store
 	audit   *audit.Writer
 	metrics *metrics.Metrics
+	policy  *policy.Engine
 
 	mu       sync.Mutex
 	sessions map[string]*liveSession
@@ -45,6 +48,9 @@ type liveSession struct {
 	// outcomes caches the request counters by outcome. Only the session's
 	// handler calls RecordRequests, one call at a time.
 	outcomes map[string]prometheus.Counter
+	// policy is the session's policy and masking modules, nil when none
+	// applies.
+	policy *policy.Session
 }
 
 func (h *host) Authenticate(ctx context.Context, req protocol.AuthenticateRequest) (*protocol.AuthenticateResponse, error) {
@@ -113,6 +119,10 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		return nil, fmt.Errorf("%w: audit log: %v", protocol.ErrUnavailable, err)
 	}
 	h.metrics.AuditEvents.Inc()
+	ls.policy = h.policy.Open(abi.Session{
+		ID: ls.id, Identity: req.Identity.Name, Email: req.Identity.Email, Groups: req.Identity.Groups,
+		Connection: conn.Name, Protocol: req.Protocol,
+	})
 	h.mu.Lock()
 	h.sessions[ls.id] = ls
 	h.mu.Unlock()
@@ -129,15 +139,9 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 			TLS:         protocol.TargetTLS{Mode: conn.TLS, CAFile: conn.TLSCAFile, ServerName: conn.TLSServerName},
 			DialTimeout: conn.ConnectTimeout.Duration,
 		},
+		Policy:  ls.policy.HasPolicy(),
+		Masking: ls.policy.Masks(),
 	}, nil
-}
-
-func (h *host) Admit(_ context.Context, _ protocol.AdmitRequest) error {
-	if err := h.audit.Healthy(); err != nil {
-		h.metrics.AuditUnavailable.Set(1)
-		return fmt.Errorf("%w: %v", protocol.ErrUnavailable, err)
-	}
-	return nil
 }
 
 func (h *host) RecordRequests(ctx context.Context, reqs []protocol.RequestRecord) error {
@@ -193,6 +197,7 @@ func (h *host) CloseSession(ctx context.Context, req protocol.CloseSessionReques
 	if ls == nil {
 		return fmt.Errorf("gateway: closing unknown session %q", req.SessionID)
 	}
+	ls.policy.Close()
 	now := time.Now().UTC()
 	h.metrics.SessionsActive.WithLabelValues(ls.protocol).Dec()
 	h.metrics.Bytes.WithLabelValues(ls.protocol, "in").Add(float64(req.BytesIn))

@@ -20,6 +20,8 @@ type Metrics struct {
 	UpstreamErrors   *prometheus.CounterVec // protocol, connection
 	AuditEvents      prometheus.Counter
 	AuditUnavailable prometheus.Gauge
+	PolicyVerdicts   *prometheus.CounterVec // protocol, verdict
+	ModuleFaults     *prometheus.CounterVec // module, fault
 }
 
 // New creates and registers the collectors, plus the Go and process
@@ -55,8 +57,14 @@ func New() *Metrics {
 		AuditUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatewayd_audit_unavailable", Help: "1 while the audit log cannot be written (requests are refused).",
 		}),
+		PolicyVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_policy_refusals_total", Help: "Requests not allowed, by verdict (deny, review, terminate).",
+		}, []string{"protocol", "verdict"}),
+		ModuleFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_module_faults_total", Help: "Module calls that trapped, timed out, ran out of memory or answered nonsense.",
+		}, []string{"module", "fault"}),
 	}
-	r.MustRegister(m.SessionsTotal, m.SessionsActive, m.Bytes, m.Requests, m.AuthFailures,
+	r.MustRegister(m.PolicyVerdicts, m.ModuleFaults, m.SessionsTotal, m.SessionsActive, m.Bytes, m.Requests, m.AuthFailures,
 		m.AccessDenied, m.UpstreamErrors, m.AuditEvents, m.AuditUnavailable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatewayd-access/gatewayd/sdk/secret"
+	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 )
 
 // Handler serves client connections of one protocol.
@@ -36,10 +37,18 @@ type Host interface {
 	// resolves the target's credential and starts a session record. It
 	// returns ErrNoAccess alike for a missing and a forbidden connection.
 	OpenSession(ctx context.Context, req OpenSessionRequest) (*OpenSessionResponse, error)
-	// Admit is called before a request is forwarded. A non-nil error means
-	// the request must not go through (for example the audit log cannot be
-	// written); the handler answers it with an error in its protocol.
-	Admit(ctx context.Context, req AdmitRequest) error
+	// Admit is called before a request is forwarded: it runs the
+	// session's policy modules (when OpenSession said it has any) and
+	// answers with a verdict. Anything but Allow means the request must
+	// not go through as it is: the handler answers it with an error in its
+	// protocol (Deny, Review) or ends the session (Terminate). A non-nil
+	// error means the gateway cannot admit anything now (for example the
+	// audit log cannot be written); the handler refuses the request too.
+	Admit(ctx context.Context, req AdmitRequest) (*AdmitResponse, error)
+	// Mask runs the session's masking modules on a batch of response
+	// values before they reach the client. An error means the values must
+	// not be sent: the handler ends the session with the error's text.
+	Mask(ctx context.Context, req MaskRequest) (*MaskResponse, error)
 	// RecordRequests appends finished requests of a session to its audit
 	// trail, in order. Handlers batch them where they can.
 	RecordRequests(ctx context.Context, reqs []RequestRecord) error
@@ -96,6 +105,12 @@ type OpenSessionRequest struct {
 type OpenSessionResponse struct {
 	SessionID string
 	Target    Target
+	// Policy reports that requests go through policy modules: the handler
+	// must call Admit with each request's kind and text.
+	Policy bool
+	// Masking is the set of response frame kinds the handler must pass
+	// through Mask before sending them to the client.
+	Masking abi.Subscription
 }
 
 // Target is the upstream end of a session.
@@ -123,7 +138,32 @@ type TargetTLS struct {
 // AdmitRequest describes a request about to be forwarded.
 type AdmitRequest struct {
 	SessionID string
-	Text      string
+	Kind      abi.FrameKind
+	// Text is the request as the client sent it (SQL text, command line).
+	Text  string
+	Attrs []abi.Attr
+}
+
+// AdmitResponse is the verdict on a request.
+type AdmitResponse struct {
+	// Verdict is Allow, or what the handler must do instead; Reason is
+	// meant for the client.
+	Verdict abi.Verdict
+	// Module names the module that decided, when one did.
+	Module string
+}
+
+// MaskRequest is a batch of response values of a session.
+type MaskRequest struct {
+	SessionID string
+	Batch     *abi.Batch
+}
+
+// MaskResponse lists the values to replace.
+type MaskResponse struct {
+	// Changes are in (row, col) order and valid until the session's next
+	// Mask call.
+	Changes []abi.Change
 }
 
 // RequestRecord is one finished request of a session: a SQL statement, an

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,11 +31,28 @@ func cpuTime(b *testing.B) time.Duration {
 // BenchmarkPGBenchSelect runs pgbench -S through an in-process gateway for
 // a fixed time and reports its TPS, so a CPU profile of the benchmark is a
 // profile of the relay: go test -bench PGBench -benchtime 1x -cpuprofile cpu.out
+//
+// The "+modules" runs put the built-in sqlguard policy and pii masking on
+// the connection.
 func BenchmarkPGBenchSelect(b *testing.B) {
-	for _, mode := range []string{"simple", "extended"} {
-		b.Run(mode, func(b *testing.B) {
+	modules := `
+[[policy]]
+module = "sqlguard"
+connections = ["bench-db"]
+[policy.config]
+deny_kinds = ["GRANT", "REVOKE"] # pgbench -i drops and truncates
+
+[[masking]]
+module = "pii"
+connections = ["bench-db"]
+`
+	for _, run := range []struct{ mode, extra string }{
+		{"simple", ""}, {"extended", ""}, {"simple+modules", modules}, {"extended+modules", modules},
+	} {
+		mode, _, _ := strings.Cut(run.mode, "+")
+		b.Run(run.mode, func(b *testing.B) {
 			// Like bench/run.sh: client TLS, plain upstream on loopback.
-			e := startGatewayWith(b, "", appConnection("bench-db", pgSCRAM.Addr(), `tls = "disable"`))
+			e := startGatewayWith(b, "", appConnection("bench-db", pgSCRAM.Addr(), `tls = "disable"`)+run.extra)
 			host, port, _ := net.SplitHostPort(e.addr)
 			run := func(args ...string) string {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -34,6 +34,9 @@ const (
 	md5Password = "UPSTREAM-pw-2b8d4e6f-md5"
 )
 
+// wasmCacheDir keeps compiled modules for every gateway the tests start.
+var wasmCacheDir string
+
 var (
 	pgSCRAM *pgtest.Server // scram-sha-256, TLS on
 	pgMD5   *pgtest.Server // md5
@@ -67,7 +70,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "preparing PostgreSQL:", err)
 		os.Exit(1)
 	}
+	dir, err := os.MkdirTemp("", "gatewayd-test-wasm-cache-")
+	if err != nil {
+		stopAll()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	wasmCacheDir = dir
 	code := m.Run()
+	_ = os.RemoveAll(dir)
 	stopAll()
 	os.Exit(code)
 }
@@ -84,7 +95,12 @@ func setupUpstreams() error {
 		{pgSCRAM, "postgres", "CREATE DATABASE app OWNER app"},
 		{pgSCRAM, "app", `SET ROLE app;
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);
-INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(1, 100) i;`},
+INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(1, 100) i;
+CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, email text UNIQUE, ssn text, card text, phone text, note text, profile jsonb);
+INSERT INTO people VALUES
+  (1, 'Alice Liddell', 'alice.liddell@example.com', '123-45-6789', '4111 1111 1111 1111', '+1 415 555 0100', 'call alice.liddell@example.com', '{"email": "alice.liddell@example.com", "vip": true}'),
+  (2, 'Bob Builder', 'bob.builder@example.org', '234-56-7890', '5500-0000-0000-0004', '(212) 555-0199', 'no notes', '{"card": "4111111111111111"}');
+CREATE TABLE secrets_vault (id int);`},
 		{pgMD5, "postgres", "SET password_encryption = 'md5'; CREATE ROLE legacy LOGIN PASSWORD '" + md5Password + "'"},
 		{pgMD5, "postgres", "CREATE DATABASE legacy OWNER legacy"},
 	}
@@ -198,6 +214,9 @@ token_sha256 = %q
 		connection("legacy-db", pgMD5.Addr(), "legacy", "legacy", "file:"+secretFile, `tls = "disable"`) +
 		appConnection("down-db", freeAddr(t), `connect_timeout = "2s"`) +
 		more
+	if !strings.Contains(more, "[modules]") {
+		toml += modulesTable("")
+	}
 	path := filepath.Join(dir, "gateway.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
@@ -236,6 +255,13 @@ token_sha256 = %q
 		apiAddr: gw.Addr("api").String(),
 		dataDir: cfg.Gateway.DataDir,
 	}
+}
+
+// modulesTable is a [modules] table with the compiled-module cache every
+// gateway of the test binary shares, so that each module compiles once;
+// extra holds more of its keys.
+func modulesTable(extra string) string {
+	return fmt.Sprintf("\n[modules]\ncache_dir = %q\n%s\n", wasmCacheDir, extra)
 }
 
 // connection is a [[connection]] table for the test configuration, open to

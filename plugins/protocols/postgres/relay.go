@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+
+	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 )
 
 // fromClient forwards client messages upstream. It reads in full, within
@@ -26,30 +28,34 @@ func (s *clientSession) fromClient(ctx context.Context) error {
 		}
 		s.bytesIn.Add(int64(h.size) + 5)
 		switch h.typ {
-		case 'Q', 'P', 'B', 'E', 'C', 'F':
+		case 'Q', 'P', 'B', 'E', 'C', 'F', 'D':
 			if body, err = readBody(s.cr, h, body); err != nil {
 				return s.clientReadError(err)
 			}
-			if err := s.tracker.client(ctx, h.typ, body); err != nil {
+			out, err := s.tracker.client(ctx, h.typ, body)
+			if err != nil {
 				return err
 			}
-			if err := writeHeader(s.uw, h); err != nil {
+			if out == nil {
+				out = body
+			}
+			if err := writeHeader(s.uw, header{typ: h.typ, size: len(out)}); err != nil {
 				return errUpstreamClosed
 			}
-			if _, err := s.uw.Write(body); err != nil {
+			if _, err := s.uw.Write(out); err != nil {
 				return errUpstreamClosed
 			}
 			if cap(body) > ioBufferSize {
 				body = nil // do not hold a large statement for the session's life
 			}
 		case 'S':
-			if err := s.tracker.client(ctx, h.typ, nil); err != nil {
+			if _, err := s.tracker.client(ctx, h.typ, nil); err != nil {
 				return err
 			}
 			if err := s.forward(h); err != nil {
 				return err
 			}
-		case 'D', 'H', 'd', 'c', 'f':
+		case 'H', 'd', 'c', 'f':
 			if err := s.forward(h); err != nil {
 				return err
 			}
@@ -92,12 +98,23 @@ func (s *clientSession) clientReadError(err error) error {
 }
 
 // fromUpstream forwards server messages to the client, reading in full
-// only completions and errors, and streaming rows and COPY data.
+// only completions, errors and descriptions, and streaming rows and COPY
+// data, except on connections with masking, where rows, COPY data, errors,
+// notices and notifications go through the masking modules first, in
+// batches.
 func (s *clientSession) fromUpstream(ctx context.Context) error {
 	max := s.h.opts.MaxMessageBytes
+	maskRows := s.masking.Has(abi.Rows)
+	maskCopy := s.masking.Has(abi.Copy)
+	maskMessages := s.masking.Has(abi.Message)
+	maskNotifications := s.masking.Has(abi.Notification)
+	copyOut := false
 	var body []byte
 	for {
 		if s.ur.Buffered() == 0 {
+			if err := s.flushPending(ctx); err != nil {
+				return err
+			}
 			if err := s.cw.Flush(); err != nil {
 				return errClientClosed
 			}
@@ -113,18 +130,58 @@ func (s *clientSession) fromUpstream(ctx context.Context) error {
 			return errUpstreamClosed
 		}
 		s.bytesOut.Add(int64(h.size) + 5)
+		switch {
+		case h.typ == 'D' && maskRows:
+			s.tracker.row()
+			if err := s.pendRow(ctx, h); err != nil {
+				return err
+			}
+			continue
+		case h.typ == 'd' && copyOut && maskCopy:
+			if err := s.pendCopy(ctx, h); err != nil {
+				return err
+			}
+			continue
+		}
+		// Anything else goes out after the rows before it.
+		if err := s.flushPending(ctx); err != nil {
+			return err
+		}
 		switch h.typ {
-		case 'C', 'E', 'Z', 'I', 's', 'V':
+		case 'C', 'E', 'Z', 'I', 's', 'V', 'T', 'n', 'N', 'A', 'H':
 			if body, err = readBody(s.ur, h, body); err != nil {
 				return errUpstreamClosed
 			}
-			if err := writeHeader(s.cw, h); err != nil {
-				return errClientClosed
+			out := body
+			switch h.typ {
+			case 'E', 'N':
+				if maskMessages {
+					if out, err = s.maskMessage(ctx, body); err != nil {
+						return err
+					}
+				}
+			case 'A':
+				if maskNotifications {
+					if out, err = s.maskNotification(ctx, body); err != nil {
+						return err
+					}
+				}
+			case 'T':
+				s.tracker.rowDescription(body)
+			case 'H':
+				copyOut = true
+				if maskCopy && len(body) > 0 && body[0] != 0 {
+					return &fatalError{code: codeFeatureUnsupported, msg: "gatewayd cannot mask binary COPY data; the session was ended"}
+				}
+			case 'C', 'Z':
+				copyOut = false
 			}
-			if _, err := s.cw.Write(body); err != nil {
-				return errClientClosed
+			if repl := s.tracker.server(h.typ, out); repl != nil {
+				out = repl
 			}
-			s.tracker.server(h.typ, body)
+			if err := s.writeMessage(h.typ, out); err != nil {
+				return err
+			}
 			if cap(body) > ioBufferSize {
 				body = nil
 			}

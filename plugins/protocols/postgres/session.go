@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 	"github.com/gatewayd-access/gatewayd/sdk/secret"
+	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 )
 
 // maxPasswordBytes bounds the PasswordMessage that carries a gateway token.
@@ -61,6 +62,12 @@ type clientSession struct {
 	bytesOut atomic.Int64
 	requests atomic.Int64
 	tracker  *tracker
+
+	// masking is the set of response frames that go through the masking
+	// modules; pending and scratch are the server side's batch and buffer.
+	masking abi.Subscription
+	pending pending
+	scratch []byte
 }
 
 func (s *clientSession) run(ctx context.Context) error {
@@ -193,6 +200,7 @@ func (s *clientSession) openSession(ctx context.Context, st *startup) (protocol.
 		return protocol.Target{}, err
 	}
 	s.sessionID = resp.SessionID
+	s.masking = resp.Masking
 	return resp.Target, nil
 }
 

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
+	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 )
 
 // Bounds on what a session tracks of its prepared statements and portals.
@@ -22,12 +25,36 @@ const (
 
 // item is a request waiting for its completion from the server.
 type item struct {
-	kind byte // 'Q' simple query, 'E' execute, 'S' sync, 'F' function call
+	// 'Q' simple query, 'E' execute, 'S' sync, 'F' function call,
+	// 'D' describe, 'P' a Parse that policy refused.
+	kind byte
 	rec  protocol.RequestRecord
 	// rows counts DataRows since the last CommandComplete; total sums
 	// the rows of a multi-statement simple query.
 	rows, total int64
 	failed      bool
+	// denied is set when policy refused the request: the server was sent
+	// a statement that fails in its place, and its error is replaced by
+	// this one.
+	denied *refusal
+	// For 'E': the portal executed and what it was bound to; for 'D':
+	// the statement ('S') or portal ('P') described.
+	target  byte
+	name    string
+	gen     uint64
+	binding *binding
+}
+
+// refusal is the error a client gets for a request policy refused.
+type refusal struct{ code, msg string }
+
+// binding is what a portal was bound to: the statement (by name and
+// generation) and the result format codes.
+type binding struct {
+	stmt    string
+	stmtGen uint64
+	gen     uint64
+	formats []int16
 }
 
 // tracker follows statements through the relay to record each with its
@@ -42,94 +69,259 @@ type tracker struct {
 	stmts     map[string]string
 	portals   map[string]string
 	textBytes int
+	// Generations tell a statement or portal from an earlier one of the
+	// same name, so that a stale description is never used.
+	stmtGens   map[string]uint64
+	portalBind map[string]*binding
+	gen        uint64
 
 	// server side
 	queue []*item
 	done  []protocol.RequestRecord
+	descs descriptions
 }
 
 func newTracker(s *clientSession) *tracker {
 	return &tracker{
-		s:       s,
-		ch:      make(chan *item, pendingQueueSize),
-		stmts:   map[string]string{},
-		portals: map[string]string{},
+		s:          s,
+		ch:         make(chan *item, pendingQueueSize),
+		stmts:      map[string]string{},
+		portals:    map[string]string{},
+		stmtGens:   map[string]uint64{},
+		portalBind: map[string]*binding{},
+		descs:      newDescriptions(),
 	}
 }
 
-// client observes one client message before it is forwarded. An error
-// ends the session.
-func (t *tracker) client(ctx context.Context, typ byte, body []byte) error {
+// sentinel replaces a refused statement: it fails at parse time in the
+// server, which then answers with an error and skips the rest of the
+// extended-protocol batch exactly as for any failed statement; the error
+// is replaced with the refusal before it reaches the client.
+const sentinel = "gatewayd refused this statement"
+
+// verdict asks the core to admit a request. It returns the refusal to
+// answer with, or an error that ends the session.
+func (t *tracker) verdict(ctx context.Context, kind abi.FrameKind, text string, attrs []abi.Attr) (*refusal, error) {
+	resp, err := t.s.host.Admit(ctx, protocol.AdmitRequest{SessionID: t.s.sessionID, Kind: kind, Text: text, Attrs: attrs})
+	if err != nil {
+		t.s.log.Error("request refused: gateway cannot admit it", "error", err)
+		return nil, &fatalError{code: codeSystemError, msg: "gatewayd cannot record statements now (audit log unavailable); statement refused", cause: err}
+	}
+	v := resp.Verdict
+	switch v.Action {
+	case abi.Allow:
+		return nil, nil
+	case abi.Deny:
+		return &refusal{code: codeInsufficientPrivilege, msg: "gatewayd policy denied the statement: " + v.Reason}, nil
+	case abi.Review:
+		msg := "gatewayd policy requires approval for the statement: " + v.Reason
+		if len(v.Reviewers) > 0 {
+			msg += " (reviewers: " + strings.Join(v.Reviewers, ", ") + ")"
+		}
+		return &refusal{code: codeInsufficientPrivilege, msg: msg + "; per-statement approval is not available yet, so it was not run"}, nil
+	default: // Terminate, or anything a newer core may add: end the session.
+		return nil, &fatalError{code: codeInsufficientPrivilege, msg: "gatewayd policy ended the session: " + v.Reason}
+	}
+}
+
+// client observes one client message before it is forwarded, and returns
+// the body to forward instead when policy refused it (nil: forward body).
+// An error ends the session.
+func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, error) {
 	switch typ {
 	case 'Q':
 		text, _, ok := cstring(body)
 		if !ok {
-			return malformed("Query")
+			return nil, malformed("Query")
 		}
-		return t.push(ctx, &item{kind: 'Q', rec: t.record("query", text)})
+		it := &item{kind: 'Q', rec: t.record("query", text)}
+		r, err := t.verdict(ctx, abi.SQLQuery, text, nil)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			it.denied = r
+			return append([]byte(sentinel), 0), t.push(ctx, it)
+		}
+		return nil, t.push(ctx, it)
 	case 'P':
 		name, rest, ok := cstring(body)
 		if !ok {
-			return malformed("Parse")
+			return nil, malformed("Parse")
 		}
 		text, _, ok := cstring(rest)
 		if !ok {
-			return malformed("Parse")
+			return nil, malformed("Parse")
+		}
+		r, err := t.verdict(ctx, abi.SQLParse, text, nil)
+		if err != nil {
+			return nil, err
 		}
 		t.setStatement(name, text)
+		t.bumpStatement(name)
+		if r != nil {
+			it := &item{kind: 'P', rec: t.record("parse", text), denied: r}
+			// The same name, the sentinel, no parameter types.
+			sub := append(append([]byte(name), 0), sentinel...)
+			sub = append(sub, 0, 0, 0)
+			return sub, t.push(ctx, it)
+		}
 	case 'B':
-		portal, rest, ok := cstring(body)
-		if !ok {
-			return malformed("Bind")
+		b, err := parseBind(body)
+		if err != nil {
+			return nil, err
 		}
-		stmt, _, ok := cstring(rest)
-		if !ok {
-			return malformed("Bind")
-		}
-		text, known := t.stmts[stmt]
+		text, known := t.stmts[b.stmt]
 		if !known {
 			text = untrackedText
 		}
-		if _, exists := t.portals[portal]; exists || len(t.portals) < maxTrackedNames {
-			t.portals[portal] = text
+		if _, exists := t.portals[b.portal]; exists || len(t.portals) < maxTrackedNames {
+			t.portals[b.portal] = text
+			t.gen++
+			t.portalBind[b.portal] = &binding{stmt: b.stmt, stmtGen: t.stmtGens[b.stmt], gen: t.gen, formats: b.formats}
 		}
+	case 'D':
+		if len(body) < 2 || body[0] != 'S' && body[0] != 'P' {
+			return nil, malformed("Describe")
+		}
+		name, _, ok := cstring(body[1:])
+		if !ok {
+			return nil, malformed("Describe")
+		}
+		it := &item{kind: 'D', target: body[0], name: name}
+		if body[0] == 'S' {
+			it.gen = t.stmtGens[name]
+		} else if b := t.portalBind[name]; b != nil {
+			it.gen = b.gen
+		}
+		return nil, t.push(ctx, it)
 	case 'E':
 		portal, _, ok := cstring(body)
 		if !ok {
-			return malformed("Execute")
+			return nil, malformed("Execute")
 		}
 		text, known := t.portals[portal]
 		if !known {
 			text = untrackedText
 		}
-		return t.push(ctx, &item{kind: 'E', rec: t.record("execute", text)})
+		// Policy saw the statement at Parse; only the gateway's own checks
+		// (the audit log can be written) apply here.
+		if _, err := t.verdict(ctx, 0, text, nil); err != nil {
+			return nil, err
+		}
+		return nil, t.push(ctx, &item{kind: 'E', rec: t.record("execute", text), name: portal, binding: t.portalBind[portal]})
 	case 'C':
 		if len(body) < 2 {
-			return malformed("Close")
+			return nil, malformed("Close")
 		}
 		name, _, ok := cstring(body[1:])
 		if !ok {
-			return malformed("Close")
+			return nil, malformed("Close")
 		}
 		switch body[0] {
 		case 'S':
 			t.setStatement(name, "")
 			delete(t.stmts, name)
+			t.bumpStatement(name)
 		case 'P':
 			delete(t.portals, name)
+			delete(t.portalBind, name)
 		default:
-			return malformed("Close")
+			return nil, malformed("Close")
 		}
 	case 'F':
 		if len(body) < 4 {
-			return malformed("FunctionCall")
+			return nil, malformed("FunctionCall")
 		}
-		oid := binary.BigEndian.Uint32(body)
-		return t.push(ctx, &item{kind: 'F', rec: t.record("function_call", "function oid "+strconv.FormatUint(uint64(oid), 10))})
+		oid := strconv.FormatUint(uint64(binary.BigEndian.Uint32(body)), 10)
+		it := &item{kind: 'F', rec: t.record("function_call", "function oid "+oid)}
+		r, err := t.verdict(ctx, abi.SQLFunctionCall, "", []abi.Attr{{Key: "function_oid", Value: oid}})
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			it.denied = r
+			// Function OID 0 does not exist: the server answers with an
+			// error, replaced by the refusal.
+			return []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, t.push(ctx, it)
+		}
+		return nil, t.push(ctx, it)
 	case 'S':
-		return t.push(ctx, &item{kind: 'S'})
+		return nil, t.push(ctx, &item{kind: 'S'})
 	}
-	return nil
+	return nil, nil
+}
+
+// bumpStatement gives the statement name a new generation: descriptions of
+// the old one no longer apply.
+func (t *tracker) bumpStatement(name string) {
+	if _, ok := t.stmtGens[name]; ok || len(t.stmtGens) < maxTrackedNames {
+		t.gen++
+		t.stmtGens[name] = t.gen
+	}
+}
+
+// bind is the part of a Bind message the gateway needs.
+type bind struct {
+	portal, stmt string
+	formats      []int16
+}
+
+// parseBind reads a Bind body up to its result format codes.
+func parseBind(body []byte) (bind, error) {
+	var b bind
+	var ok bool
+	b.portal, body, ok = cstring(body)
+	if !ok {
+		return b, malformed("Bind")
+	}
+	b.stmt, body, ok = cstring(body)
+	if !ok {
+		return b, malformed("Bind")
+	}
+	n, body, ok := int16s(body)
+	if !ok || len(body) < 2*n {
+		return b, malformed("Bind")
+	}
+	body = body[2*n:]
+	np, body, ok := int16s(body)
+	if !ok {
+		return b, malformed("Bind")
+	}
+	for range np {
+		if len(body) < 4 {
+			return b, malformed("Bind")
+		}
+		l := int32(binary.BigEndian.Uint32(body))
+		body = body[4:]
+		if l > 0 {
+			if int(l) > len(body) {
+				return b, malformed("Bind")
+			}
+			body = body[l:]
+		}
+	}
+	nr, body, ok := int16s(body)
+	if !ok || len(body) < 2*nr {
+		return b, malformed("Bind")
+	}
+	for i := range nr {
+		f := int16(binary.BigEndian.Uint16(body[2*i:]))
+		if f != 0 && f != 1 {
+			return b, malformed("Bind")
+		}
+		b.formats = append(b.formats, f)
+	}
+	return b, nil
+}
+
+// int16s reads a non-negative Int16 count.
+func int16s(b []byte) (int, []byte, bool) {
+	if len(b) < 2 {
+		return 0, b, false
+	}
+	n := int16(binary.BigEndian.Uint16(b))
+	return int(n), b[2:], n >= 0
 }
 
 func (t *tracker) record(kind, text string) protocol.RequestRecord {
@@ -149,15 +341,9 @@ func (t *tracker) setStatement(name, text string) {
 	t.textBytes += len(text)
 }
 
-// push admits a request and queues it for its completion. Requests are
-// queued before they are forwarded, so the server side always finds them.
+// push queues a request for its completion. Requests are queued before
+// they are forwarded, so the server side always finds them.
 func (t *tracker) push(ctx context.Context, it *item) error {
-	if it.kind != 'S' {
-		if err := t.s.host.Admit(ctx, protocol.AdmitRequest{SessionID: t.s.sessionID, Text: it.rec.Text}); err != nil {
-			t.s.log.Error("request refused: gateway cannot admit it", "error", err)
-			return &fatalError{code: codeSystemError, msg: "gatewayd cannot record statements now (audit log unavailable); statement refused", cause: err}
-		}
-	}
 	select {
 	case t.ch <- it:
 		return nil
@@ -203,11 +389,13 @@ func (t *tracker) row() {
 	}
 }
 
-// server observes one completion or error message from the server.
-func (t *tracker) server(typ byte, body []byte) {
+// server observes one message the server sent, before it goes to the
+// client, and returns the body to send instead (nil: send body): the
+// refusal in place of the error a refused request's sentinel caused.
+func (t *tracker) server(typ byte, body []byte) []byte {
 	it := t.head()
 	if it == nil {
-		return
+		return nil
 	}
 	switch typ {
 	case 'C': // CommandComplete
@@ -237,8 +425,33 @@ func (t *tracker) server(typ byte, body []byte) {
 			t.finish(it, "ok")
 			t.pop()
 		}
+	case 'T', 'n': // RowDescription, NoData: the answer to a Describe
+		if it.kind == 'D' {
+			if typ == 'T' {
+				t.descs.described(it, body)
+			}
+			t.pop()
+		}
 	case 'E': // ErrorResponse
+		if it.denied != nil {
+			it.rec.ErrorCode, it.rec.ErrorMessage = it.denied.code, it.denied.msg
+			repl := errorBody(gatewayError("ERROR", it.denied.code, it.denied.msg))
+			switch it.kind {
+			case 'P', 'F':
+				t.finish(it, "denied")
+				t.pop()
+			case 'Q':
+				it.failed = true
+			}
+			return repl
+		}
 		code, msg := errorFields(body)
+		for it.kind == 'D' { // a Describe of a statement that failed
+			t.pop()
+			if it = t.head(); it == nil {
+				return nil
+			}
+		}
 		switch it.kind {
 		case 'E', 'F':
 			it.rec.ErrorCode, it.rec.ErrorMessage = code, msg
@@ -257,19 +470,51 @@ func (t *tracker) server(typ byte, body []byte) {
 			switch it.kind {
 			case 'Q':
 				outcome := "ok"
-				if it.failed {
+				switch {
+				case it.denied != nil:
+					outcome = "denied"
+				case it.failed:
 					outcome = "error"
 				}
 				it.total += it.rows
 				t.finish(it, outcome)
-				return
+				return nil
 			case 'E':
 				// Skipped by the server after an earlier error.
 				t.finish(it, "skipped")
+			case 'P':
+				// A refused Parse the server skipped after an earlier
+				// error: it never ran either way.
+				it.rec.ErrorCode, it.rec.ErrorMessage = it.denied.code, it.denied.msg
+				t.finish(it, "denied")
 			case 'S', 'F':
-				return
+				return nil
 			}
 		}
+	}
+	return nil
+}
+
+// columns returns the description of the rows the head request is
+// returning, or nil when it is not known.
+func (t *tracker) columns() []column {
+	it := t.head()
+	if it == nil {
+		return nil
+	}
+	switch it.kind {
+	case 'Q':
+		return t.descs.current
+	case 'E':
+		return t.descs.forExecute(it)
+	}
+	return nil
+}
+
+// rowDescription records the RowDescription of a simple query's statement.
+func (t *tracker) rowDescription(body []byte) {
+	if it := t.head(); it != nil && it.kind == 'Q' {
+		t.descs.current = parseRowDescription(body, t.descs.current[:0])
 	}
 }
 
@@ -340,4 +585,10 @@ func errorFields(body []byte) (code, msg string) {
 
 func malformed(what string) error {
 	return &fatalError{code: codeProtocolViolation, msg: "invalid " + what + " message"}
+}
+
+// errorBody encodes an ErrorResponse and returns its body (without the
+// type and length).
+func errorBody(e *pgproto3.ErrorResponse) []byte {
+	return appendMessage(nil, e)[5:]
 }

@@ -112,6 +112,8 @@ const (
 	codeAdminShutdown      = "57P01"
 	codeSystemError        = "58000"
 	codeFeatureUnsupported = "0A000"
+	// codeInsufficientPrivilege answers requests policy refused.
+	codeInsufficientPrivilege = "42501"
 )
 
 // gatewayError builds an ErrorResponse that says it comes from the gateway.
