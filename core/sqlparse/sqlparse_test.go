@@ -557,7 +557,7 @@ func TestCache(t *testing.T) {
 
 func TestCacheBytes(t *testing.T) {
 	c := NewCache(100, 40)
-	texts := []string{"SELECT 1 FROM aaaaaaa", "SELECT 2 FROM bbbbbbb", "SELECT 3 FROM ccccccc"} // 21 bytes each
+	texts := []string{"SELECT x FROM aaaaaaa", "SELECT y FROM bbbbbbb", "SELECT z FROM ccccccc"} // 21 bytes each
 	for _, s := range texts {
 		if _, err := c.Parse(s); err != nil {
 			t.Fatal(err)
