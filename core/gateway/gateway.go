@@ -68,8 +68,10 @@ type listener struct {
 // New prepares a gateway from a loaded configuration: it opens the store
 // and the audit log and binds every listener, so that a bad address fails
 // before anything is served.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
-	g = &Gateway{cfg: cfg, log: log, metrics: metrics.New()}
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
+	// g stays set when an error return clears the result, so that what was
+	// opened before the error is closed.
+	g := &Gateway{cfg: cfg, log: log, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			g.closeState(context.WithoutCancel(ctx))

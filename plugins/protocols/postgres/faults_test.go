@@ -120,3 +120,55 @@ func TestModuleFaultsFailClosed(t *testing.T) {
 		})
 	}
 }
+
+// An instance serves one session: what a module keeps from one statement is
+// there for the next statement of the same session and never for another
+// session, even with one instance allowed at a time.
+func TestModuleStateStaysInItsSession(t *testing.T) {
+	cfg := strings.Replace(faultyConfig(t, "remember"), `call_timeout = "1s"`, `call_timeout = "1s"`+"\nmax_instances = 1", 1)
+	e := startGatewayWith(t, "", cfg)
+	a := e.connectAs(t, "alice", aliceToken, "policy-db")
+	if err := execSQL(a, "SELECT 'secret of session A'"); err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, "second statement of A", execSQL(a, "SELECT 2"), "previous statement: SELECT 'secret of session A'")
+	_ = a.Close(context.Background())
+
+	b := e.connectAs(t, "alice", aliceToken, "policy-db")
+	if err := execSQL(b, "SELECT 1"); err != nil {
+		t.Fatalf("first statement of B saw state: %v", err)
+	}
+}
+
+// The README walkthrough's module, built from its source and loaded by
+// path and sha256, masks through gatewayd.
+func TestWalkthroughModuleLoadsInGatewayd(t *testing.T) {
+	wasm := wasmtest.Build(t, "github.com/gatewayd-access/gatewayd/sdk/wasm/examples/empid")
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startGatewayWith(t, "", appConnection("hr-db", pgSCRAM.Addr(), `tls = "require"`)+fmt.Sprintf(`
+[[masking]]
+module = %q
+sha256 = %q
+connections = ["hr-db"]
+[masking.config]
+keep_last = 2
+`, wasm, sha(string(b))))
+	out, err := e.psql(aliceToken, e.conninfo("alice", "hr-db", "require"), "-c", "SELECT 'badge EMP-123456 of ' || name FROM customers WHERE id = 1")
+	if err != nil || out != "badge EMP-****56 of customer 1" {
+		t.Fatalf("psql: %v %q", err, out)
+	}
+
+	// The same file with another pin does not load.
+	_, err = startGatewayErr(t, appConnection("hr-db", pgSCRAM.Addr())+fmt.Sprintf(`
+[[masking]]
+module = %q
+sha256 = %q
+connections = ["hr-db"]
+`, wasm, strings.Repeat("0", 64)))
+	if err == nil || !strings.Contains(err.Error(), "gateway.toml pins") {
+		t.Fatalf("a module with the wrong sha256 loaded: %v", err)
+	}
+}

@@ -176,8 +176,10 @@ func startGateway(t testing.TB, listenExtra string) *env {
 	return startGatewayWith(t, listenExtra, "")
 }
 
-// startGatewayWith is startGateway with more configuration appended.
-func startGatewayWith(t testing.TB, listenExtra, more string) *env {
+// testConfig writes and loads the test configuration: the test clusters'
+// connections and identities, listenExtra appended to [listen.postgres] and
+// more at the end.
+func testConfig(t testing.TB, listenExtra, more string) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "legacy.pass")
@@ -225,6 +227,29 @@ token_sha256 = %q
 	if err != nil {
 		t.Fatalf("loading test configuration: %v", err)
 	}
+	return cfg
+}
+
+// startGatewayErr starts a gateway that is expected not to start, and
+// returns why.
+func startGatewayErr(t testing.TB, more string) (*gateway.Gateway, error) {
+	t.Helper()
+	cfg := testConfig(t, "", more)
+	gw, err := gateway.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = gw.Run(ctx)
+		})
+	}
+	return gw, err
+}
+
+// startGatewayWith is startGateway with more configuration appended.
+func startGatewayWith(t testing.TB, listenExtra, more string) *env {
+	t.Helper()
+	cfg := testConfig(t, listenExtra, more)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,9 @@
 // Command faulty is a module that misbehaves on purpose, for the tests of
 // gatewayd's fault handling: by its config it traps, loops forever,
 // allocates without bound or answers garbage, on statements containing
-// "fault" (policy) or on values containing "fault" (masking).
+// "fault" (policy) or on values containing "fault" (masking). In mode
+// "remember" it denies each statement with the text of the one before it,
+// to show what state an instance keeps.
 package main
 
 import (
@@ -14,7 +16,11 @@ import (
 
 var mode string
 
-var hoard [][]byte
+var (
+	hoard [][]byte
+	// previous is the last statement seen, in mode "remember".
+	previous string
+)
 
 func misbehave() {
 	switch mode {
@@ -45,6 +51,14 @@ func init() {
 			return nil
 		},
 		Policy: func(req *abi.Request) abi.Verdict {
+			if mode == "remember" {
+				prev := previous
+				previous = req.Text
+				if prev == "" {
+					return abi.Verdict{}
+				}
+				return abi.Verdict{Action: abi.Deny, Reason: "previous statement: " + prev}
+			}
 			if !strings.Contains(req.Text, "fault") {
 				return abi.Verdict{}
 			}
