@@ -186,6 +186,11 @@ func appendKeepLast(dst, v []byte) []byte {
 		keep = units / 2
 	}
 	hide := units - keep
+	// The output is never longer than v: reserve once and write by index
+	// (appending byte by byte costs several times more, in WebAssembly
+	// above all).
+	w := len(dst)
+	dst = slices.Grow(dst, len(v))[:w+len(v)]
 	for k := 0; k < len(v); {
 		c := v[k]
 		if c < utf8.RuneSelf {
@@ -193,18 +198,21 @@ func appendKeepLast(dst, v []byte) []byte {
 				c = '*'
 				hide--
 			}
-			dst = append(dst, c)
+			dst[w] = c
+			w++
 			k++
 			continue
 		}
 		_, size := utf8.DecodeRune(v[k:])
 		if hide > 0 {
-			dst = append(dst, '*')
+			dst[w] = '*'
+			w++
 			hide--
 		} else {
-			dst = append(dst, v[k:k+size]...)
+			w += copy(dst[w:], v[k:k+size])
 		}
 		k += size
 	}
+	dst = dst[:w]
 	return dst
 }
