@@ -193,7 +193,10 @@ alice signs in with her gateway token; the database password stays with gatewayd
 
     PGPASSWORD=$TOKEN psql "host=127.0.0.1 port=$GW_PORT user=alice dbname=app-db sslmode=require"
 
-  then, for example:  SELECT name, email, card_number FROM customers LIMIT 5;
+  then, for example:
+    SELECT name, email, phone, card_number FROM customers LIMIT 5;   -- masked by the pii module
+    DROP TABLE customers;                                            -- denied by sqlguard
+    DELETE FROM customers WHERE id = 1;                              -- needs a dba's approval
 
   Sessions and audit, through the API:
 

@@ -200,10 +200,17 @@ func (e *Engine) compile(ctx context.Context, rt *host.Runtime, compiled map[str
 	return mod, nil
 }
 
-// Close stops every pool and the runtime.
+// Close stops every pool and closes the runtimes. Closing a runtime frees
+// the memory and code of every instance, so while a session still holds an
+// instance (one that outlived the gateway's shutdown timeout) the runtimes
+// are left to the process's exit instead.
 func (e *Engine) Close(ctx context.Context) error {
+	live := 0
 	for _, b := range slices.Concat(e.policies, e.maskers) {
-		b.pool.close(ctx)
+		live += b.pool.close(ctx)
+	}
+	if live > 0 {
+		return fmt.Errorf("policy: %d module instances still in use by sessions: runtimes left open", live)
 	}
 	var err error
 	for _, rt := range e.rts {
@@ -513,6 +520,7 @@ type pool struct {
 	mu      sync.Mutex
 	filling bool
 	closed  bool
+	filler  sync.WaitGroup
 }
 
 func newPool(mod *host.Module, config []byte, max int, log *slog.Logger) *pool {
@@ -586,8 +594,10 @@ func (p *pool) refill() {
 		return
 	}
 	p.filling = true
+	p.filler.Add(1)
 	p.mu.Unlock()
 	go func() {
+		defer p.filler.Done()
 		defer func() {
 			p.mu.Lock()
 			p.filling = false
@@ -612,16 +622,20 @@ func (p *pool) refill() {
 	}()
 }
 
-func (p *pool) close(ctx context.Context) {
+// close stops refilling, waits for an instantiation under way, discards
+// the warm instances and returns how many instances sessions still hold.
+func (p *pool) close(ctx context.Context) int {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
+	p.filler.Wait()
 	for {
 		select {
 		case inst := <-p.warm:
 			_ = inst.Close(ctx)
+			<-p.slots
 		default:
-			return
+			return len(p.slots)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 // waiting for more).
 const (
 	maxBatchRows  = 512
-	maxBatchBytes = 1 << 20
+	maxBatchBytes = 256 << 10
 )
 
 // PostgreSQL type OID of text, for values whose type the gateway makes up

@@ -282,7 +282,7 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, log *slog.Logge
 		// runtime reads them on every call, and with real clocks and no
 		// real sleep its timers would spin a call past its deadline.
 		WithRandSource(rand.Reader)
-	ictx, cancel := context.WithCancel(context.Background())
+	ictx, cancel := context.WithCancel(withMemory(context.Background()))
 	i := &Instance{m: m, ctx: ictx, cancel: cancel, log: lw}
 	i.timer = time.AfterFunc(time.Hour, cancel)
 	i.timer.Stop()

@@ -122,3 +122,33 @@ func BenchmarkMaskCall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCallOverhead is one pooled call of a module that does nothing
+// with a one-row batch: the cost of the call itself, with and without
+// wazero's termination checks.
+func BenchmarkCallOverhead(b *testing.B) {
+	for _, uninterruptible := range []bool{false, true} {
+		name := map[bool]string{false: "interruptible", true: "uninterruptible"}[uninterruptible]
+		b.Run(name, func(b *testing.B) {
+			rt := runtime(b, host.RuntimeConfig{Uninterruptible: uninterruptible})
+			m, err := compile(b, rt, "./testdata/noop")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			inst, err := m.Instantiate(ctx, []byte(`{}`), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var batch abi.Batch
+			batch.Reset(abi.Rows, []abi.Column{{Name: "a", Type: 25}})
+			batch.Append([]byte("value"), false)
+			var c abi.Changes
+			for b.Loop() {
+				if err := inst.Mask(ctx, &batch, &c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
