@@ -132,9 +132,15 @@ func (p *pending) full() bool { return len(p.ends) >= maxBatchRows || len(p.raw)
 var errMaskColumns = &fatalError{code: codeSystemError,
 	msg: "gatewayd cannot mask this result: its columns were not described (Describe the statement or portal before Execute when using binary results)"}
 
-// readPending reads the body of h into the pending batch.
-func (s *clientSession) readPending(h header) ([]byte, error) {
+// readPending reads the body of h into the pending batch, first masking
+// and sending what is pending when it holds messages of another type.
+func (s *clientSession) readPending(ctx context.Context, h header) ([]byte, error) {
 	p := &s.pending
+	if !p.empty() && p.typ != h.typ {
+		if err := s.flushPending(ctx); err != nil {
+			return nil, err
+		}
+	}
 	start := len(p.raw)
 	p.raw = slices.Grow(p.raw, h.size)[:start+h.size]
 	if _, err := io.ReadFull(s.ur, p.raw[start:]); err != nil {
@@ -146,12 +152,7 @@ func (s *clientSession) readPending(h header) ([]byte, error) {
 // pendRow adds a DataRow to the batch being masked.
 func (s *clientSession) pendRow(ctx context.Context, h header) error {
 	p := &s.pending
-	if !p.empty() && p.typ != 'D' {
-		if err := s.flushPending(ctx); err != nil {
-			return err
-		}
-	}
-	body, err := s.readPending(h)
+	body, err := s.readPending(ctx, h)
 	if err != nil {
 		return err
 	}
@@ -208,12 +209,7 @@ func (s *clientSession) pendRow(ctx context.Context, h header) error {
 // each holds one row, masked as one text value.
 func (s *clientSession) pendCopy(ctx context.Context, h header) error {
 	p := &s.pending
-	if !p.empty() && p.typ != 'd' {
-		if err := s.flushPending(ctx); err != nil {
-			return err
-		}
-	}
-	body, err := s.readPending(h)
+	body, err := s.readPending(ctx, h)
 	if err != nil {
 		return err
 	}
