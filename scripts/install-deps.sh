@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests, `make demo` and `make bench` need on a
 # fresh Debian 12 machine, as root: the PostgreSQL server and client
-# (postgresql, postgresql-contrib), openssl, CA certificates, pgbouncer
+# (postgresql, postgresql-contrib), openssl, CA certificates, asciinema, pgbouncer
 # (optional: only `make bench` uses it) and the Go modules of both modules.
 #
 # Idempotent: apt is not touched when every package is installed, and
@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-required=(postgresql postgresql-contrib openssl ca-certificates)
+required=(postgresql postgresql-contrib openssl ca-certificates asciinema)
 optional=(pgbouncer)
 
 installed() {
