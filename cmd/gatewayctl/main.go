@@ -41,6 +41,10 @@ commands:
         check an export offline, without a gateway ("-" reads stdin)
   audit export [-o FILE] [--session ID]
         write the audit log as JSON lines to stdout or FILE (admins)
+  replay SESSION [--speed X] [--idle-limit D]
+        play a session's recording in the terminal with its timing
+  replay --file FILE [--speed X] [--idle-limit D]
+        play a recording file (asciicast v2, as asciinema writes)
   whoami [--json]
         the identity your token belongs to
   token new [--name NAME] [--json]
@@ -178,6 +182,8 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		}
 	case "whoami":
 		return a.whoami(ctx, rest)
+	case "replay":
+		return a.replay(ctx, rest)
 	case "version", "--version":
 		fmt.Fprintln(a.stdout, "gatewayctl", version)
 		return nil

@@ -38,6 +38,7 @@ type gateway struct {
 	path string
 	st   *sqlite.Store
 	srv  *httptest.Server
+	recs string // recordings directory
 }
 
 func hexSum(s string) string {
@@ -61,8 +62,10 @@ func newGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.recs = t.TempDir()
 	g.srv = httptest.NewServer(api.New(api.Options{
 		Store: st, Tokens: dir, AdminGroups: []string{"admins"}, Logger: slog.New(slog.DiscardHandler),
+		Recordings: g.recs,
 	}))
 	t.Cleanup(g.srv.Close)
 	g.seed()

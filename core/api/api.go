@@ -30,8 +30,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatewayd-access/gatewayd/core/audit"
+	"github.com/gatewayd-access/gatewayd/core/recording"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 )
@@ -66,6 +69,9 @@ type Options struct {
 	Health func() error
 	// Logger receives request logs; nil discards them.
 	Logger *slog.Logger
+	// Recordings is the directory of session recordings (asciicast v2);
+	// "" leaves /v1/sessions/{id}/recording answering 404.
+	Recordings string
 }
 
 // Limits of GET /v1/sessions.
@@ -87,6 +93,7 @@ type handler struct {
 	admins []string
 	health func() error
 	log    *slog.Logger
+	recs   string
 }
 
 // caller is an authenticated /v1 caller.
@@ -104,6 +111,7 @@ func New(opts Options) http.Handler {
 		admins: slices.Clone(opts.AdminGroups),
 		health: opts.Health,
 		log:    opts.Logger,
+		recs:   opts.Recordings,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -125,6 +133,7 @@ func New(opts Options) http.Handler {
 	route("/v1/whoami", h.auth(h.whoami))
 	route("/v1/sessions", h.auth(h.sessions))
 	route("/v1/sessions/{id}", h.auth(h.session))
+	route("/v1/sessions/{id}/recording", h.auth(h.recording))
 	route("/v1/audit/verify", h.auth(h.adminOnly(h.verify)))
 	route("/v1/audit/export", h.auth(h.adminOnly(h.export)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -253,6 +262,45 @@ func (h *handler) sessions(w http.ResponseWriter, r *http.Request, c *caller) {
 // session answers a SessionDetail. The statements are streamed as they are
 // read from the store, so that a session of millions of statements does not
 // have to fit in memory.
+// recording serves a session's recording as it is stored (asciicast v2),
+// to an admin or the session's own identity.
+func (h *handler) recording(w http.ResponseWriter, r *http.Request, c *caller) {
+	id := r.PathValue("id")
+	s, err := h.st.Session(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, errNoSession)
+		return
+	case err != nil:
+		c.log.Error("api: reading session", "session", id, "error", err)
+		writeError(w, http.StatusInternalServerError, "reading the session failed")
+		return
+	case !c.admin && s.Identity != c.id.Name:
+		writeError(w, http.StatusNotFound, errNoSession)
+		return
+	}
+	if h.recs == "" {
+		writeError(w, http.StatusNotFound, "the session has no recording")
+		return
+	}
+	f, err := os.Open(recording.Path(h.recs, s.ID))
+	if errors.Is(err, fs.ErrNotExist) {
+		writeError(w, http.StatusNotFound, "the session has no recording")
+		return
+	}
+	if err != nil {
+		c.log.Error("api: opening recording", "session", id, "error", err)
+		writeError(w, http.StatusInternalServerError, "reading the recording failed")
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/x-asciicast")
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := io.Copy(w, f); err != nil {
+		c.log.Warn("api: sending recording", "session", id, "error", err)
+	}
+}
+
 func (h *handler) session(w http.ResponseWriter, r *http.Request, c *caller) {
 	id := r.PathValue("id")
 	s, err := h.st.Session(r.Context(), id)

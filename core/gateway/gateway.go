@@ -148,6 +148,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 			Gatherer:    g.metrics.Registry,
 			Health:      aw.Healthy,
 			Logger:      log.With("component", "api"),
+			Recordings:  filepath.Join(cfg.Gateway.DataDir, "recordings"),
 		})
 		g.api = api.NewServer(ac.Address, handler)
 		ln, err := net.Listen("tcp", ac.Address)
