@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gatewayd-access/gatewayd/core/config"
+	"github.com/gatewayd-access/gatewayd/core/shellparse"
 	"github.com/gatewayd-access/gatewayd/core/sqlparse"
 	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 	"github.com/gatewayd-access/gatewayd/sdk/wasm/host"
@@ -302,7 +303,8 @@ type Decision struct {
 func (s *Session) Check(ctx context.Context, kind abi.FrameKind, text string, attrs []abi.Attr) (Decision, error) {
 	s.req.Kind, s.req.Text, s.req.Attrs = kind, text, attrs
 	s.req.Statements = s.req.Statements[:0]
-	if kind == abi.SQLQuery || kind == abi.SQLParse {
+	switch kind {
+	case abi.SQLQuery, abi.SQLParse:
 		stmts, err := s.e.parse.Parse(text)
 		if err != nil {
 			return Decision{}, fmt.Errorf("%w: %v", ErrUnparsable, err)
@@ -310,6 +312,12 @@ func (s *Session) Check(ctx context.Context, kind abi.FrameKind, text string, at
 		for i := range stmts {
 			s.req.Statements = append(s.req.Statements, toABI(&stmts[i]))
 		}
+	case abi.ShellExec:
+		a, err := shellparse.Parse(text)
+		if err != nil {
+			return Decision{}, fmt.Errorf("%w: %v", ErrUnparsable, err)
+		}
+		s.req.Statements = commandsToABI(s.req.Statements, a)
 	}
 	d := Decision{Verdict: abi.Verdict{Action: abi.Allow}, Statements: s.req.Statements}
 	if len(s.policies) == 0 {
@@ -338,6 +346,35 @@ func (s *Session) Check(ctx context.Context, kind abi.FrameKind, text string, at
 // Statements parses SQL text (cached) without asking any module, for
 // checks the gateway makes itself.
 func (e *Engine) Statements(text string) ([]sqlparse.Statement, error) { return e.parse.Parse(text) }
+
+// commandsToABI gives policy the simple commands of a command line, as
+// ABI.md describes: kind the command's name, functions its arguments,
+// object where it sits (subshell, cmdsubst, ...); redirections become
+// statements of kind "REDIRECT" whose tables are the targets. Anything the
+// parser could not resolve is flagged Dynamic.
+func commandsToABI(dst []abi.Statement, a *shellparse.Analysis) []abi.Statement {
+	for _, c := range a.Commands {
+		st := abi.Statement{Kind: c.Name, Object: c.Context, Kinds: []string{c.Name}, Functions: c.Args}
+		switch {
+		case c.Name == "" || a.Dynamic:
+			st.Flags |= abi.Dynamic
+		case c.Dynamic:
+			st.Flags |= abi.DynamicArgs
+		}
+		dst = append(dst, st)
+	}
+	for _, r := range a.Redirects {
+		st := abi.Statement{Kind: "REDIRECT", Object: r.Op, Kinds: []string{"REDIRECT"}, Tables: []string{r.Target}}
+		if r.Dynamic || a.Dynamic {
+			st.Flags |= abi.Dynamic
+		}
+		dst = append(dst, st)
+	}
+	if len(dst) == 0 && a.Dynamic {
+		dst = append(dst, abi.Statement{Flags: abi.Dynamic})
+	}
+	return dst
+}
 
 func toABI(st *sqlparse.Statement) abi.Statement {
 	a := abi.Statement{Kind: st.Kind, Object: st.Object, Kinds: st.Kinds, Tables: st.Tables, Functions: st.Functions}

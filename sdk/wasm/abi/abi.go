@@ -18,7 +18,7 @@ import (
 const (
 	Major = 1
 	Minor = 0
-	Patch = 0
+	Patch = 1
 )
 
 // Names of the exports of a module (ABI.md, "Exports").
@@ -144,6 +144,9 @@ const (
 	CopyProgram
 	CopyFile
 	Dynamic
+	// DynamicArgs marks a command whose name is known but some argument is
+	// an expansion (ABI 1.0.1).
+	DynamicArgs
 )
 
 // Statement is the parsed form of one statement of a request.

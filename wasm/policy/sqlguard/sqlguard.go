@@ -41,6 +41,12 @@ type rule struct {
 	DenyCopyProgram *bool    `json:"deny_copy_program"`
 	DenyServerFiles *bool    `json:"deny_server_files"`
 	DenyDynamic     *bool    `json:"deny_dynamic"`
+
+	// Rules for commands (SSH exec, shells, subsystems).
+	DenyCommands   []string `json:"deny_commands"`   // globs on the command's name, with or without its path
+	ReviewCommands []string `json:"review_commands"` // likewise, needing approval by reviewers
+	DenyShell      bool     `json:"deny_shell"`      // refuse interactive shells
+	DenySubsystems []string `json:"deny_subsystems"` // e.g. ["sftp"]
 }
 
 type config struct {
@@ -70,13 +76,13 @@ func newGuard(raw []byte) (*guard, error) {
 		return nil, fmt.Errorf("sqlguard config: \"groups\" belongs in an entry of \"rules\" (or on the [[policy]] table)")
 	}
 	for _, r := range append([]rule{c.rule}, c.Rules...) {
-		for _, g := range slices.Concat(r.DenyFunctions, r.DenyTables) {
+		for _, g := range slices.Concat(r.DenyFunctions, r.DenyTables, r.DenyCommands, r.ReviewCommands) {
 			if _, err := path.Match(g, ""); err != nil {
 				return nil, fmt.Errorf("sqlguard config: bad pattern %q: %v", g, err)
 			}
 		}
-		if len(r.ReviewKinds) > 0 && len(r.Reviewers) == 0 {
-			return nil, fmt.Errorf("sqlguard config: review_kinds needs reviewers (the groups that may approve)")
+		if len(r.ReviewKinds)+len(r.ReviewCommands) > 0 && len(r.Reviewers) == 0 {
+			return nil, fmt.Errorf("sqlguard config: review_kinds and review_commands need reviewers (the groups that may approve)")
 		}
 	}
 	for i, r := range c.Rules {
@@ -126,10 +132,31 @@ func (g *guard) judge(req *abi.Request) abi.Verdict {
 		}
 	}
 	var review *abi.Verdict
+	switch req.Kind {
+	case abi.ShellSession:
+		for _, r := range rules {
+			if r.DenyShell {
+				return deny("interactive shells are not allowed on this connection; run a command instead")
+			}
+		}
+		return abi.Verdict{}
+	case abi.Subsystem:
+		name := req.Attr("name")
+		for _, r := range rules {
+			if slices.Contains(r.DenySubsystems, name) {
+				return deny("the %s subsystem is not allowed on this connection", name)
+			}
+		}
+		return abi.Verdict{}
+	}
+	check := (*rule).check
+	if req.Kind == abi.ShellExec {
+		check = (*rule).checkCommand
+	}
 	for i := range req.Statements {
 		st := &req.Statements[i]
 		for _, r := range rules {
-			if v, ok := r.check(st); ok {
+			if v, ok := check(r, st); ok {
 				if v.Action == abi.Review {
 					if review == nil {
 						review = &v
@@ -191,6 +218,71 @@ func (r *rule) check(st *abi.Statement) (abi.Verdict, bool) {
 	return abi.Verdict{}, false
 }
 
+// checkCommand returns the verdict of r on one command of a command line.
+func (r *rule) checkCommand(st *abi.Statement) (abi.Verdict, bool) {
+	if st.Flags&abi.Dynamic != 0 && on(r.DenyDynamic, true) && (len(r.DenyCommands)+len(r.ReviewCommands) > 0) {
+		what := st.Kind
+		if what == "" || what == "REDIRECT" {
+			what = "the command line"
+		}
+		return deny("%s runs something the gateway cannot resolve before it runs (an expansion, eval, a shell reading a script) and is not allowed here", what), true
+	}
+	if st.Kind == "REDIRECT" || st.Kind == "" {
+		return abi.Verdict{}, false
+	}
+	if st.Flags&abi.DynamicArgs != 0 && on(r.DenyDynamic, true) && len(r.DenyCommands)+len(r.ReviewCommands) > 0 &&
+		slices.Contains(wrappers, st.Kind[strings.LastIndexByte(st.Kind, '/')+1:]) {
+		return deny("%s is given its command by an expansion the gateway cannot resolve before it runs, and is not allowed here", st.Kind), true
+	}
+	for _, name := range commandNames(st) {
+		base := name[strings.LastIndexByte(name, '/')+1:]
+		for _, p := range r.DenyCommands {
+			if ok, _ := path.Match(p, name); ok || matchBase(p, base) {
+				return deny("the command %s is not allowed on this connection (denied: %s)", name, p), true
+			}
+		}
+		for _, p := range r.ReviewCommands {
+			if ok, _ := path.Match(p, name); ok || matchBase(p, base) {
+				return abi.Verdict{Action: abi.Review, Reviewers: r.Reviewers,
+					Reason: fmt.Sprintf("the command %s needs approval by %s", name, strings.Join(r.Reviewers, " or "))}, true
+			}
+		}
+	}
+	return abi.Verdict{}, false
+}
+
+// wrappers run another command given in their arguments.
+var wrappers = []string{"sudo", "doas", "xargs", "env", "nohup", "nice", "ionice", "timeout", "stdbuf",
+	"setsid", "chroot", "time", "busybox", "command", "builtin", "exec", "watch", "strace", "flock", "unbuffer"}
+
+// commandNames are the names a command runs as: its own, and for a wrapper
+// (sudo, xargs, env, ...) every argument that is not an option or an
+// assignment, since one of them is the command it runs. That may deny a
+// plain argument that happens to carry a denied name: the safe side.
+func commandNames(st *abi.Statement) []string {
+	names := []string{st.Kind}
+	base := st.Kind[strings.LastIndexByte(st.Kind, '/')+1:]
+	if !slices.Contains(wrappers, base) {
+		return names
+	}
+	for _, a := range st.Functions {
+		if a == "" || strings.HasPrefix(a, "-") || strings.Contains(a, "=") {
+			continue
+		}
+		names = append(names, a)
+	}
+	return names
+}
+
+// matchBase matches a pattern without a slash against a command's base name.
+func matchBase(p, base string) bool {
+	if strings.Contains(p, "/") {
+		return false
+	}
+	ok, _ := path.Match(p, base)
+	return ok
+}
+
 // matchAny matches a function or table name against patterns: a pattern
 // without a schema matches the name in any schema.
 func matchAny(patterns []string, name string) (string, bool) {
@@ -214,7 +306,7 @@ func matchAny(patterns []string, name string) (string, bool) {
 func Module() guest.Module {
 	var g *guard
 	return guest.Module{
-		Subscribe: abi.Subscribe(abi.SQLQuery, abi.SQLParse, abi.SQLFunctionCall),
+		Subscribe: abi.Subscribe(abi.SQLQuery, abi.SQLParse, abi.SQLFunctionCall, abi.ShellExec, abi.ShellSession, abi.Subsystem),
 		Init: func(raw []byte) error {
 			var err error
 			g, err = newGuard(raw)

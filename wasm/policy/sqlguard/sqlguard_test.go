@@ -83,3 +83,45 @@ func TestConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandVerdicts(t *testing.T) {
+	const cfg = `{"deny_commands": ["rm", "/sbin/*", "shutdown"], "review_commands": ["systemctl"], "reviewers": ["ops"],
+		"deny_subsystems": ["sftp"], "rules": [{"groups": ["contractors"], "deny_shell": true}]}`
+	cmd := func(name string, flags abi.StatementFlags, args ...string) abi.Statement {
+		return abi.Statement{Kind: name, Kinds: []string{name}, Functions: args, Flags: flags}
+	}
+	cases := []struct {
+		name   string
+		groups []string
+		kind   abi.FrameKind
+		stmts  []abi.Statement
+		attrs  []abi.Attr
+		action abi.Action
+		reason string
+	}{
+		{"ls", nil, abi.ShellExec, []abi.Statement{cmd("ls", 0, "-la")}, nil, abi.Allow, ""},
+		{"rm in a pipeline", nil, abi.ShellExec, []abi.Statement{cmd("ls", 0), cmd("xargs", 0), cmd("rm", 0, "-rf", "/")}, nil, abi.Deny, "rm is not allowed"},
+		{"rm under xargs", nil, abi.ShellExec, []abi.Statement{cmd("ls", 0), cmd("xargs", 0, "-0", "rm", "-f")}, nil, abi.Deny, "rm is not allowed"},
+		{"rm under sudo", nil, abi.ShellExec, []abi.Statement{cmd("sudo", 0, "-u", "root", "/usr/bin/rm", "x")}, nil, abi.Deny, "/usr/bin/rm"},
+		{"expanded argument", nil, abi.ShellExec, []abi.Statement{cmd("echo", abi.DynamicArgs, "$HOME")}, nil, abi.Allow, ""},
+		{"wrapper with an expanded argument", nil, abi.ShellExec, []abi.Statement{cmd("xargs", abi.DynamicArgs, "$CMD")}, nil, abi.Deny, "expansion"},
+		{"rm by path", nil, abi.ShellExec, []abi.Statement{cmd("/bin/rm", 0, "x")}, nil, abi.Deny, "/bin/rm"},
+		{"path glob", nil, abi.ShellExec, []abi.Statement{cmd("/sbin/reboot", 0)}, nil, abi.Deny, "/sbin/*"},
+		{"dynamic name", nil, abi.ShellExec, []abi.Statement{cmd("", abi.Dynamic)}, nil, abi.Deny, "cannot resolve"},
+		{"review", nil, abi.ShellExec, []abi.Statement{cmd("systemctl", 0, "restart", "x")}, nil, abi.Review, "approval by ops"},
+		{"shell allowed", []string{"dev"}, abi.ShellSession, nil, nil, abi.Allow, ""},
+		{"shell denied for contractors", []string{"contractors"}, abi.ShellSession, nil, nil, abi.Deny, "interactive shells"},
+		{"sftp denied", nil, abi.Subsystem, nil, []abi.Attr{{Key: "name", Value: "sftp"}}, abi.Deny, "sftp subsystem"},
+	}
+	wasmtest.Both(t, Module(), pkg, cfg, func(t *testing.T, r wasmtest.Runner) {
+		for _, tc := range cases {
+			v, err := r.Policy(&abi.Request{Kind: tc.kind, Session: abi.Session{Groups: tc.groups}, Statements: tc.stmts, Attrs: tc.attrs})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if v.Action != tc.action || !strings.Contains(v.Reason, tc.reason) {
+				t.Errorf("%s: %v %q, want %v containing %q", tc.name, v.Action, v.Reason, tc.action, tc.reason)
+			}
+		}
+	})
+}
