@@ -17,6 +17,13 @@ MODULES     := . sdk
 TOOLS_DIR   := $(CURDIR)/bin/tools
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS_DIR)/staticcheck
+# Protobuf code generators for `make proto`; protoc itself comes from Debian.
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOC_GEN_GO      := $(TOOLS_DIR)/protoc-gen-go
+PROTOC_GEN_GO_GRPC := $(TOOLS_DIR)/protoc-gen-go-grpc
+# Every .proto of the SDK; generated Go goes where each file's go_package says.
+PROTO_DIR   := sdk/proto
 TEST_TIMEOUT ?= 25m
 FUZZTIME    ?= 30s
 
@@ -25,12 +32,36 @@ FUZZTIME    ?= 30s
 WASM_MODULES := wasm/masking/pii wasm/policy/sqlguard
 WASM_BUILD   := GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -buildvcs=false -ldflags=-buildid=
 
-.PHONY: build deps test lint demo bench fuzz clean wasm wasm-check
+.PHONY: build deps test lint demo bench fuzz clean wasm wasm-check proto
 
-## build: bin/gatewayd and bin/gatewayctl
+## build: bin/gatewayd, bin/gatewayctl and the external plugins (bin/gatewayd-secret-sops, bin/gatewayd-postgres)
 build:
 	$(GO) build -o bin/gatewayd ./cmd/gatewayd
 	$(GO) build -o bin/gatewayctl ./cmd/gatewayctl
+	$(GO) build -o bin/gatewayd-secret-sops ./cmd/gatewayd-secret-sops
+	$(GO) build -o bin/gatewayd-postgres ./cmd/gatewayd-postgres
+
+## proto: regenerate the SDK's gRPC code from sdk/proto (generated code is committed)
+# protoc from Debian's protobuf-compiler (installed when missing), the Go
+# generators at pinned versions in bin/tools.
+proto: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
+	@if ! command -v protoc >/dev/null; then \
+		echo "apt-get install protobuf-compiler"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler; }; \
+	fi
+	@cd $(PROTO_DIR) && files=$$(find . -name '*.proto' | sed 's|^\./||' | sort) && \
+	for f in $$files; do echo "protoc $(PROTO_DIR)/$$f"; done && \
+	PATH="$(TOOLS_DIR):$$PATH" protoc -I . \
+		--go_out=.. --go_opt=module=github.com/gatewayd-access/gatewayd/sdk \
+		--go-grpc_out=.. --go-grpc_opt=module=github.com/gatewayd-access/gatewayd/sdk \
+		$$files
+
+$(PROTOC_GEN_GO):
+	GOBIN=$(TOOLS_DIR) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(PROTOC_GEN_GO_GRPC):
+	GOBIN=$(TOOLS_DIR) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
 ## wasm: rebuild the built-in modules' .wasm files from their sources
 wasm:

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make bench: pgbench -S in simple and extended query mode, in one run,
-# directly against PostgreSQL, through gatewayd, through gatewayd with the
-# sqlguard policy and pii masking modules ("modules"), and through pgbouncer
-# (session mode; when installed), with client TLS (sslmode=require) on every
-# path; then a masking run: large SELECTs of synthetic personal data, directly
-# and through gatewayd masking them, timed, with gatewayd's peak RSS. Prints
-# TPS and the ratio to direct, the masking table, and saves everything under
+# directly against PostgreSQL, through gatewayd, through gatewayd with its
+# PostgreSQL handler run as the external plugin bin/gatewayd-postgres
+# ("plugin"), through gatewayd with the sqlguard policy and pii masking
+# modules ("modules"), and through pgbouncer (session mode; when installed),
+# with client TLS (sslmode=require) on every path; then a masking run: large
+# SELECTs of synthetic personal data, directly and through gatewayd masking
+# them, timed, with gatewayd's peak RSS. Prints TPS and the ratio to direct,
+# the plugin/gatewayd ratio, the masking table, and saves everything under
 # bench/results/. See bench/README.md.
 #
 # Knobs (environment):
@@ -21,6 +23,8 @@
 #                          (disable or require; the same on both)
 #   BENCH_GOAL=0.74        the gatewayd/direct and modules/direct TPS ratio
 #                          the run is held to
+#   BENCH_PLUGIN=1         0: no plugin path
+#   BENCH_PLUGIN_GOAL=0.90 the plugin/gatewayd TPS ratio the run is held to
 #   BENCH_MASK_ROWS="250000 1000000"   row counts of the masking run ("": no
 #                          masking run)
 #   BENCH_MASK_REPEAT=3    timed queries per row count and path (the median
@@ -46,6 +50,8 @@ read -r -a MODES <<<"${BENCH_MODES:-simple extended}"
 WARMUP=${BENCH_WARMUP:-5}
 UPSTREAM_TLS=${BENCH_UPSTREAM_TLS:-disable}
 GOAL=${BENCH_GOAL:-0.74}
+PLUGIN=${BENCH_PLUGIN:-1}
+PLUGIN_GOAL=${BENCH_PLUGIN_GOAL:-0.90}
 # Unset: the default row counts; set but empty: no masking run.
 read -r -a MASK_ROWS <<<"${BENCH_MASK_ROWS-250000 1000000}"
 MASK_REPEAT=${BENCH_MASK_REPEAT:-3}
@@ -67,7 +73,7 @@ if [[ ${BENCH_SKIP_DEPS:-0} != 1 ]]; then
 	log "installing dependencies (apt only if something is missing)"
 	scripts/install-deps.sh
 fi
-log "building bin/gatewayd"
+log "building bin/gatewayd and bin/gatewayd-postgres"
 make --no-print-directory build
 PGBIN=$(pg_bin_dir) || die "PostgreSQL server binaries not found; apt-get install -y postgresql"
 PGBOUNCER=$(command -v pgbouncer || true)
@@ -81,6 +87,7 @@ RESULTS=$ROOT/bench/results/$STAMP
 mkdir -p "$RESULTS"
 
 GW_PID=""
+PL_PID=""
 PB_PID=""
 SAMPLER_PID=""
 PG_STARTED=0
@@ -93,10 +100,10 @@ cleanup() {
 	trap '' INT TERM
 	local pid
 	[[ -z $SAMPLER_PID ]] || kill -TERM "$SAMPLER_PID" 2>/dev/null || true
-	for pid in $GW_PID $PB_PID; do
+	for pid in $GW_PID $PL_PID $PB_PID; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
-	for pid in $GW_PID $PB_PID; do
+	for pid in $GW_PID $PL_PID $PB_PID; do
 		for _ in $(seq 1 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.2
@@ -104,7 +111,7 @@ cleanup() {
 		kill -KILL "$pid" 2>/dev/null || true
 	done
 	((PG_STARTED == 0)) || pg_stop "$PGBIN" "$WORK"
-	for f in gatewayd.log pgbouncer.log postgres.log; do
+	for f in gatewayd.log gatewayd-plugin.log pgbouncer.log postgres.log; do
 		[[ -f $WORK/$f ]] && [[ $(stat -c %s "$WORK/$f") -lt 20000000 ]] && cp "$WORK/$f" "$RESULTS/" 2>/dev/null
 	done
 	if [[ ${BENCH_KEEP:-0} == 1 ]]; then
@@ -248,6 +255,27 @@ if ! wait_http_ok "127.0.0.1:$API_PORT" /healthz "$GW_PID" 60; then
 	die "gatewayd did not become healthy"
 fi
 
+# --- gatewayd with the external PostgreSQL handler ----------------------------
+# The same configuration on other ports and its own data directory, served by
+# bench/gatewayd-plugin: gatewayd's core with the listener handed to
+# bin/gatewayd-postgres (go-plugin, AutoMTLS; each client connection passed
+# once by file descriptor, Host calls batched over one gRPC stream).
+if [[ $PLUGIN == 1 ]]; then
+	PL_PORT=$(free_port)
+	PL_API_PORT=$(free_port)
+	sed -e "s|127.0.0.1:$GW_PORT\"|127.0.0.1:$PL_PORT\"|" -e "s|127.0.0.1:$API_PORT\"|127.0.0.1:$PL_API_PORT\"|" \
+		-e "s|$WORK/gatewayd-data|$WORK/gatewayd-plugin-data|" "$WORK/gateway.toml" >"$WORK/gateway-plugin.toml"
+	go build -o "$WORK/gatewayd-plugin" ./bench/gatewayd-plugin
+	log "starting gatewayd with the plugin bin/gatewayd-postgres on 127.0.0.1:$PL_PORT (api 127.0.0.1:$PL_API_PORT)"
+	BENCH_DB_PASSWORD=$DB_PASSWORD "$WORK/gatewayd-plugin" --config "$WORK/gateway-plugin.toml" --plugin bin/gatewayd-postgres \
+		2>"$WORK/gatewayd-plugin.log" >&2 &
+	PL_PID=$!
+	if ! wait_http_ok "127.0.0.1:$PL_API_PORT" /healthz "$PL_PID" 60; then
+		tail -n 40 "$WORK/gatewayd-plugin.log" >&2 || true
+		die "gatewayd with the plugin did not become healthy"
+	fi
+fi
+
 # rss_kib PID: PID's VmRSS in KiB now.
 rss_kib() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
@@ -259,7 +287,9 @@ mib() {
 GW_HEALTHY_KIB=$(rss_kib "$GW_PID")
 
 # --- pgbouncer, session mode, client TLS ---------------------------------------
-PATHS=(direct gatewayd modules)
+PATHS=(direct gatewayd)
+[[ $PLUGIN != 1 ]] || PATHS+=(plugin)
+PATHS+=(modules)
 if [[ -n $PGBOUNCER ]]; then
 	PB_PORT=$(free_port)
 	printf '"bench" "%s"\n' "$DB_PASSWORD" >"$WORK/pgbouncer-users.txt"
@@ -304,6 +334,7 @@ dsn() {
 	case $1 in
 	direct) echo "host=127.0.0.1 port=$PG_PORT user=bench dbname=bench sslmode=require" ;;
 	gatewayd) echo "host=127.0.0.1 port=$GW_PORT user=bench dbname=bench-db sslmode=require" ;;
+	plugin) echo "host=127.0.0.1 port=$PL_PORT user=bench dbname=bench-db sslmode=require" ;;
 	modules) echo "host=127.0.0.1 port=$GW_PORT user=bench dbname=bench-guarded sslmode=require" ;;
 	masked) echo "host=127.0.0.1 port=$GW_PORT user=bench dbname=bench-masked sslmode=require" ;;
 	pgbouncer) echo "host=127.0.0.1 port=$PB_PORT user=bench dbname=bench sslmode=require" ;;
@@ -311,7 +342,7 @@ dsn() {
 }
 password() {
 	case $1 in
-	gatewayd | modules | masked) echo "$TOKEN" ;;
+	gatewayd | plugin | modules | masked) echo "$TOKEN" ;;
 	*) echo "$DB_PASSWORD" ;;
 	esac
 }
@@ -385,6 +416,7 @@ run_pgbench() {
 	echo "pgbench     -n -S -c $CLIENTS -j $THREADS -T $DURATION, scale $SCALE, $ROUNDS rounds, modes ${MODES[*]}"
 	echo "tls         client sslmode=require on every path; relays to PostgreSQL: $UPSTREAM_TLS"
 	echo "modules     path modules: bench-guarded with sqlguard (deny_kinds DROP, TRUNCATE) and pii"
+	[[ $PLUGIN != 1 ]] || echo "plugin      path plugin: bench-db through the external PostgreSQL handler bin/gatewayd-postgres (bench/gatewayd-plugin)"
 	if ((${#MASK_ROWS[@]} > 0)); then
 		echo "masking     psql -At SELECT * FROM people ORDER BY id LIMIT N, N in ${MASK_ROWS[*]}, median of $MASK_REPEAT, bench-masked with pii"
 	else
@@ -557,6 +589,7 @@ mean() {
 }
 
 declare -A BELOW=([gatewayd]=0 [modules]=0)
+PLUGIN_BELOW=0
 {
 	echo
 	printf '%-10s %-9s %10s %7s   %s\n' path mode TPS ratio "per round"
@@ -579,10 +612,26 @@ declare -A BELOW=([gatewayd]=0 [modules]=0)
 			printf 'goal: %-8s >= %s x direct in every mode: NOT met\n' "$path" "$GOAL"
 		fi
 	done
+	if [[ $PLUGIN == 1 ]]; then
+		echo
+		printf '%-10s %-9s %10s %10s %7s\n' plugin mode "plugin TPS" "gatewayd" ratio
+		for mode in "${MODES[@]}"; do
+			g=$(mean "${TPS["gatewayd $mode"]}")
+			m=$(mean "${TPS["plugin $mode"]}")
+			ratio=$(awk -v m="$m" -v g="$g" 'BEGIN { if (m == "error" || g == "error" || g == 0) print "-"; else printf "%.3f", m / g }')
+			printf '%-10s %-9s %10s %10s %7s\n' "" "$mode" "$m" "$g" "$ratio"
+			awk -v r="$ratio" -v goal="$PLUGIN_GOAL" 'BEGIN { exit !(r != "-" && r + 0 >= goal + 0) }' || PLUGIN_BELOW=1
+		done
+		if ((PLUGIN_BELOW == 0)); then
+			printf 'goal: plugin   >= %s x gatewayd in every mode: met\n' "$PLUGIN_GOAL"
+		else
+			printf 'goal: plugin   >= %s x gatewayd in every mode: NOT met\n' "$PLUGIN_GOAL"
+		fi
+	fi
 	echo "gatewayd RSS: $(mib "$GW_HEALTHY_KIB") MiB once healthy, $(mib "$(rss_kib "$GW_PID")") MiB after the pgbench runs"
 } >"$RESULTS/summary.txt"
 cat "$RESULTS/summary.txt"
-failed=$((failed + BELOW[gatewayd] + BELOW[modules]))
+failed=$((failed + BELOW[gatewayd] + BELOW[modules] + PLUGIN_BELOW))
 
 if ((${#MASK_ROWS[@]} > 0)); then
 	cat "$WORK/masking.txt" >>"$RESULTS/summary.txt"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests, `make demo` and `make bench` need on a
 # fresh Debian 12 machine, as root: the PostgreSQL server and client
-# (postgresql, postgresql-contrib), openssl, CA certificates, asciinema, pgbouncer
-# (optional: only `make bench` uses it) and the Go modules of both modules.
+# (postgresql, postgresql-contrib), openssl, CA certificates, asciinema, openssh-server, sshpass, rsync, pgbouncer
+# (optional: only `make bench` uses it), the Go modules of both modules and
+# the sops CLI for the sops plugin's tests (bin/tools/sops).
 #
 # Idempotent: apt is not touched when every package is installed, and
 # `apt-get update` runs only when a missing package has no install candidate
@@ -13,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-required=(postgresql postgresql-contrib openssl ca-certificates asciinema)
+required=(postgresql postgresql-contrib openssl ca-certificates asciinema openssh-server openssh-client sshpass rsync)
 optional=(pgbouncer)
 
 installed() {
@@ -87,5 +88,14 @@ log "go mod download (root module and sdk)"
 go mod download
 if grep -q '^require' sdk/go.mod; then
 	(cd sdk && go mod download)
+fi
+# The sops CLI that the sops secret plugin's tests encrypt with, built once
+# into bin/tools (about a minute on two cores) and reused; keep the version in
+# step with internal/plugintest.SopsVersion. The tests build it themselves
+# when it is missing.
+sops_version=v3.13.3
+if [[ "$(bin/tools/sops --version --disable-version-check 2>/dev/null | head -n 1)" != "sops ${sops_version#v}" ]]; then
+	log "go install github.com/getsops/sops/v3/cmd/sops@$sops_version into bin/tools (once)"
+	GOBIN="$PWD/bin/tools" go install "github.com/getsops/sops/v3/cmd/sops@$sops_version"
 fi
 log "dependencies ready"

@@ -8,16 +8,19 @@ import "time"
 // Event kinds. Every authentication, session start and end and request is
 // an event.
 const (
-	KindAuthOK       = "auth.ok"
-	KindAuthFailed   = "auth.failed"
-	KindAccessDenied = "access.denied"
-	KindSessionStart = "session.start"
-	KindSessionEnd   = "session.end"
-	KindRequest      = "request"
-	KindProtocol     = "protocol" // cancel requests, refused messages, ...
-	KindUpstreamFail = "upstream.failed"
-	KindPolicy       = "policy"       // a request a policy module did not allow
-	KindModuleFault  = "module.fault" // a module that trapped, timed out or answered nonsense
+	KindAuthOK        = "auth.ok"
+	KindAuthFailed    = "auth.failed"
+	KindAccessDenied  = "access.denied"
+	KindSessionStart  = "session.start"
+	KindSessionEnd    = "session.end"
+	KindRequest       = "request"
+	KindProtocol      = "protocol" // cancel requests, refused messages, ...
+	KindUpstreamFail  = "upstream.failed"
+	KindPolicy        = "policy"         // a request a policy module did not allow
+	KindModuleFault   = "module.fault"   // a module that trapped, timed out or answered nonsense
+	KindPluginStart   = "plugin.start"   // an external plugin started at boot
+	KindPluginCrash   = "plugin.crash"   // an external plugin's process died or stopped answering
+	KindPluginRestart = "plugin.restart" // an attempt to start a crashed plugin again
 )
 
 // The Data payloads of the event kinds, as stored (JSON). Fields that do not
@@ -28,6 +31,7 @@ type AuthData struct {
 	Protocol   string `json:"protocol"`
 	ClientAddr string `json:"client_addr"`
 	User       string `json:"user"`             // the name the client presented
+	Method     string `json:"method,omitempty"` // "token" or "publickey"
 	Reason     string `json:"reason,omitempty"` // why it failed; never a credential
 }
 
@@ -98,4 +102,38 @@ type ModuleFaultData struct {
 	// Effect is what the gateway did: "request denied" or "session ended".
 	Effect string `json:"effect"`
 	Text   string `json:"text,omitempty"` // the request, for request frames
+}
+
+// PluginStartData is the payload of plugin.start.
+type PluginStartData struct {
+	Plugin  string `json:"plugin"`
+	Kind    string `json:"kind"` // "secret" or "protocol"
+	Path    string `json:"path"`
+	SHA256  string `json:"sha256"`
+	PID     int    `json:"pid"`
+	Version int    `json:"version"` // the protocol version negotiated
+	Took    int64  `json:"took_ns"`
+}
+
+// PluginCrashData is the payload of plugin.crash.
+type PluginCrashData struct {
+	Plugin string `json:"plugin"`
+	Kind   string `json:"kind"`
+	PID    int    `json:"pid"`
+	// Reason is how the crash was noticed: the process's exit ("exit
+	// status 2", "signal: killed") or a failed health check.
+	Reason string `json:"reason"`
+	Uptime int64  `json:"uptime_ns"`
+}
+
+// PluginRestartData is the payload of plugin.restart: one attempt to start
+// a crashed plugin again.
+type PluginRestartData struct {
+	Plugin  string `json:"plugin"`
+	Kind    string `json:"kind"`
+	Attempt int    `json:"attempt"` // 1 for the first attempt after a crash
+	Backoff int64  `json:"backoff_ns"`
+	Outcome string `json:"outcome"`       // "ok" or "failed"
+	PID     int    `json:"pid,omitempty"` // of the new process
+	Error   string `json:"error,omitempty"`
 }

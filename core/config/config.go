@@ -100,6 +100,11 @@ func (c *Config) ConnectionByName(name string) (*Connection, bool) {
 	return nil, false
 }
 
+// Dir returns the absolute directory of the configuration file, which
+// relative paths in it are taken relative to. gatewayd runs its plugins in
+// it.
+func (c *Config) Dir() string { return c.dir() }
+
 // dir returns the absolute directory of the configuration file.
 func (c *Config) dir() string {
 	p, err := filepath.Abs(c.Path)

@@ -75,7 +75,7 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/invalid.toml:29: connection[1] ("app-db"): key "address": invalid address ":5432": missing host`,
 			`testdata/invalid.toml:33: connection[1] ("app-db"): key "tls": want one of disable, prefer, require, verify-full, have "verify"`,
 			`testdata/invalid.toml:36: connection[2] ("app-db"): key "name": duplicate name "app-db", first used at line 27`,
-			`testdata/invalid.toml:37: connection[2] ("app-db"): key "protocol": unknown protocol "mssql" (known: postgres)`,
+			`testdata/invalid.toml:37: connection[2] ("app-db"): key "protocol": unknown protocol "mssql" (known: postgres, ssh)`,
 			`testdata/invalid.toml:38: connection[2] ("app-db"): key "address": invalid address "db.internal:0": port must be a number from 1 to 65535`,
 			`testdata/invalid.toml:43: connection[2] ("app-db"): key "tls_ca_file": has no effect when tls = "disable"`,
 			`testdata/invalid.toml:46: connection[3] ("bad name!"): key "name": want 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
@@ -95,6 +95,14 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/modules.toml:31: key "modules.memory_limit": must be between 4MiB and 4GiB, have 1MiB`,
 			`testdata/modules.toml:32: key "modules.call_timeout": must be positive`,
 		}},
+		{"ssh.toml", []string{
+			`testdata/ssh.toml:7: identity.static[1] ("alice"): key "ssh_keys": key 2 is not an SSH public key (an authorized_keys line such as "ssh-ed25519 AAAA... comment")`,
+			`testdata/ssh.toml:12: identity.static[2] ("bob"): key "ssh_keys": duplicate value, first used at line 7`,
+			`testdata/ssh.toml:14: connection[1] ("web-1"): missing required key "host_key"`,
+			`testdata/ssh.toml:27: connection[2] ("web-2"): key "host_key": not an SSH public key such as "ssh-ed25519 AAAA..." (ssh-keyscan prints the target's)`,
+			`testdata/ssh.toml:28: connection[2] ("web-2"): key "database": applies to postgres connections only`,
+			`testdata/ssh.toml:36: connection[3] ("web-3"): key "known_hosts": cannot read the known_hosts file: no such file or directory`,
+		}},
 		{"dangling.toml", []string{
 			`testdata/dangling.toml:6: connection[1] ("app-db"): key "protocol": protocol "postgres" has no listener: add a [listen.postgres] table`,
 			`testdata/dangling.toml:10: connection[1] ("app-db"): key "secret": unknown secret scheme "vault" (known schemes: env, file)`,
@@ -102,6 +110,25 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/dangling.toml:18: connection[2] ("reports"): key "secret": not a secret reference: secrets are referenced, never inlined; write "scheme:reference" such as "env:PGPASSWORD" or "file:/etc/gatewayd/pg.pass" (known schemes: env, file)`,
 			`testdata/dangling.toml:22: connection[3] ("metrics"): key "protocol": protocol "postgres" has no listener: add a [listen.postgres] table`,
 			`testdata/dangling.toml:26: connection[3] ("metrics"): key "secret": empty reference after "env:"`,
+		}},
+		{"plugins.toml", []string{
+			`testdata/plugins.toml:7: plugin[1] ("sops"): key "path": cannot use the plugin executable: no such file or directory`,
+			`testdata/plugins.toml:8: plugin[1] ("sops"): key "sha256": want 64 hexadecimal digits (sha256sum of the plugin executable), have 3 characters`,
+			`testdata/plugins.toml:9: plugin[1] ("sops"): key "start_timeout": must be positive`,
+			`testdata/plugins.toml:12: plugin[2] ("sops"): key "name": duplicate name "sops", first used at line 5`,
+			`testdata/plugins.toml:14: plugin[2] ("sops"): key "path": the plugin executable is not a regular file (d---------)`,
+			`testdata/plugins.toml:16: plugin[2] ("sops"): key "args[2]": want string, have integer`,
+			`testdata/plugins.toml:17: plugin[2] ("sops"): key "env.SOPS_AGE_KEY_FILE": want string, have integer`,
+			`testdata/plugins.toml:17: plugin[2] ("sops"): key "env": "BAD NAME" is not an environment variable name (letters, digits and '_', not starting with a digit)`,
+			`testdata/plugins.toml:17: plugin[2] ("sops"): key "env": "PLUGIN_MIN_PORT" is set by gatewayd for the plugin handshake`,
+			`testdata/plugins.toml:19: plugin[3] ("env"): missing required key "path"`,
+			`testdata/plugins.toml:19: plugin[3] ("env"): missing required key "sha256"`,
+			`testdata/plugins.toml:20: plugin[3] ("env"): key "name": "env" is a built-in secret scheme; give the plugin another name`,
+			`testdata/plugins.toml:24: plugin[4] ("Vault_1"): key "name": want 1 to 32 lowercase letters, digits or '-', starting with a letter (a plugin of kind secret serves the secret scheme of its name)`,
+			`testdata/plugins.toml:25: plugin[4] ("Vault_1"): key "kind": want one of secret, protocol, have "sidecar"`,
+			`testdata/plugins.toml:28: plugin[4] ("Vault_1"): key "call_timeout": invalid duration "soon": want a number and a unit, such as "10s" or "1m30s"`,
+			`testdata/plugins.toml:29: unknown key "plugin.colour"`,
+			`testdata/plugins.toml:48: connection[2] ("vault-db"): key "secret": unknown secret scheme "vault" (known schemes: env, file, sops)`,
 		}},
 		{"multiline.toml", []string{
 			`testdata/multiline.toml:7: unknown key "gateway.motd"`,
@@ -389,5 +416,94 @@ func TestLogSlogLevel(t *testing.T) {
 	}
 	if cfg.Log.Level != "warn" || cfg.Log.SlogLevel().String() != "WARN" {
 		t.Errorf("level = %q (%v)", cfg.Log.Level, cfg.Log.SlogLevel())
+	}
+}
+
+// TestPlugins loads [[plugin]] tables that are right: defaults, a path
+// relative to the file, and the scheme a secret plugin adds.
+func TestPlugins(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "plugins", "gatewayd-secret-sops")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const hash = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+	file := `
+[listen.postgres]
+address = "127.0.0.1:15432"
+
+[[plugin]]
+name = "sops"
+kind = "secret"
+path = "plugins/gatewayd-secret-sops"
+sha256 = "` + hash + `"
+args = ["-v"]
+env = { SOPS_AGE_KEY_FILE = "/etc/gatewayd/age.key" }
+call_timeout = "2s"
+
+[[plugin]]
+name = "pg-ext"
+kind = "protocol"
+path = "` + exe + `"
+sha256 = "` + hash + `"
+
+[[connection]]
+name = "app-db"
+protocol = "postgres"
+address = "127.0.0.1:5432"
+database = "app"
+user = "app"
+secret = "sops:secrets/app.yaml#app_db"
+`
+	path := filepath.Join(dir, "gateway.toml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, WithSecretSchemes("env", "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Plugin{{
+		Name: "sops", Kind: "secret", Path: exe, SHA256: strings.ToLower(hash),
+		Args: []string{"-v"}, Env: map[string]string{"SOPS_AGE_KEY_FILE": "/etc/gatewayd/age.key"},
+		StartTimeout: Duration{10 * time.Second}, CallTimeout: Duration{2 * time.Second},
+	}, {
+		Name: "pg-ext", Kind: "protocol", Path: exe, SHA256: strings.ToLower(hash),
+		Args: []string{}, Env: map[string]string{},
+		StartTimeout: Duration{10 * time.Second}, CallTimeout: Duration{10 * time.Second},
+	}}
+	if !reflect.DeepEqual(cfg.Plugin, want) {
+		t.Errorf("plugins:\n%+v\nwant\n%+v", cfg.Plugin, want)
+	}
+
+	// A protocol plugin's name is no secret scheme.
+	bad := strings.Replace(file, "sops:secrets", "pg-ext:secrets", 1)
+	_, err = Parse(path, []byte(bad))
+	if err == nil || !strings.Contains(err.Error(), `unknown secret scheme "pg-ext" (known schemes: env, file, sops)`) {
+		t.Errorf("a protocol plugin's name as a scheme: err = %v", err)
+	}
+}
+
+// TestPluginEnvValuesNeverInErrors: env values may be credentials a plugin
+// needs; no error repeats them.
+func TestPluginEnvValuesNeverInErrors(t *testing.T) {
+	const secret = "hvs.Tr0ub4dor-s3cret"
+	file := `
+[[plugin]]
+name = "vault"
+kind = "secret"
+path = "/nonexistent"
+sha256 = "x"
+env = { "VAULT TOKEN" = "` + secret + `", PLUGIN_X = "` + secret + `", N = ["` + secret + `"] }
+`
+	_, err := Parse("gateway.toml", []byte(file))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("error contains an env value:\n%v", err)
 	}
 }

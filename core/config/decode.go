@@ -196,6 +196,30 @@ func (d *decoder) value(w where, v any, rv reflect.Value) bool {
 		return true
 	}
 	switch rv.Kind() {
+	case reflect.Map:
+		// A table of values of one type, such as a plugin's env.
+		m, ok := v.(map[string]any)
+		if !ok || rv.Type().Key().Kind() != reflect.String {
+			d.typeErr(w, "table", v)
+			return false
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		out := reflect.MakeMapWithSize(rv.Type(), len(m))
+		ok = true
+		for _, k := range keys {
+			ev := reflect.New(rv.Type().Elem()).Elem()
+			if !d.value(w.key(k), m[k], ev) {
+				ok = false
+				continue
+			}
+			out.SetMapIndex(reflect.ValueOf(k).Convert(rv.Type().Key()), ev)
+		}
+		rv.Set(out)
+		return ok
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {

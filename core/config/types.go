@@ -20,6 +20,7 @@ type Config struct {
 	Modules    Modules      `toml:"modules"`
 	Audit      Audit        `toml:"audit"`
 	Secrets    Secrets      `toml:"secrets"`
+	Plugin     []Plugin     `toml:"plugin"`
 	Log        Log          `toml:"log"`
 }
 
@@ -37,6 +38,7 @@ type Gateway struct {
 // Listen holds the listeners.
 type Listen struct {
 	Postgres *PostgresListener `toml:"postgres"`
+	SSH      *SSHListener      `toml:"ssh"`
 	API      *APIListener      `toml:"api"`
 }
 
@@ -63,6 +65,18 @@ type PostgresListener struct {
 	MaxConnections int `toml:"max_connections"`
 }
 
+// SSHListener is the SSH listener.
+type SSHListener struct {
+	Address string `toml:"address"` // required, host:port
+	// HostKeyFile is the gateway's own SSH host key (OpenSSH private key
+	// format). Default: data_dir/ssh_host_ed25519_key, made on first start.
+	HostKeyFile string `toml:"host_key_file"`
+	// HandshakeTimeout bounds key exchange and authentication. Default 30s.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// MaxConnections bounds concurrent client connections. Default 1000.
+	MaxConnections int `toml:"max_connections"`
+}
+
 // APIListener is the HTTP API for gatewayctl, /healthz and /metrics.
 type APIListener struct {
 	Address string `toml:"address"` // required, host:port
@@ -83,6 +97,9 @@ type StaticIdentity struct {
 	Groups []string `toml:"groups"` // optional
 	// TokenSHA256 is the hex sha256 of the identity's token. Required.
 	TokenSHA256 string `toml:"token_sha256"`
+	// SSHKeys are public keys (authorized_keys lines) the identity may sign
+	// in with over SSH. Optional.
+	SSHKeys []string `toml:"ssh_keys"`
 }
 
 // Connection is a named target.
@@ -107,6 +124,11 @@ type Connection struct {
 	TLSServerName string `toml:"tls_server_name"`
 	// ConnectTimeout bounds dial and upstream authentication. Default 10s.
 	ConnectTimeout Duration `toml:"connect_timeout"`
+	// HostKey pins an SSH target's host key ("ssh-ed25519 AAAA..."), and
+	// KnownHosts names a known_hosts file of its keys instead. SSH: one of
+	// them is required; there is no unverified mode.
+	HostKey    string `toml:"host_key"`
+	KnownHosts string `toml:"known_hosts"`
 }
 
 // Module is one [[policy]] or [[masking]] table: a WASM module and where
@@ -170,6 +192,35 @@ type Secrets struct {
 	// CacheTTL is how long a resolved secret is reused. Default 30s; 0s
 	// disables caching.
 	CacheTTL *Duration `toml:"cache_ttl"`
+}
+
+// Plugin is one [[plugin]] table: an external plugin binary that gatewayd
+// starts at boot with hashicorp/go-plugin and restarts when it crashes.
+type Plugin struct {
+	// Name identifies the plugin in logs, audit events and errors. For a
+	// plugin of kind "secret" it is also the secret reference scheme it
+	// serves (name "sops" serves secret = "sops:..."). Required, unique; a
+	// scheme: a lowercase letter, then lowercase letters, digits or '-'.
+	Name string `toml:"name"`
+	// Kind is "secret" or "protocol". Required.
+	Kind string `toml:"kind"`
+	// Path is the executable. Relative paths are relative to the
+	// configuration file. Required.
+	Path string `toml:"path"`
+	// SHA256 pins the executable's contents (hex, as sha256sum prints it).
+	// Checked before every start; a mismatch refuses to run it. Required.
+	SHA256 string `toml:"sha256"`
+	// Args are the command-line arguments after the program name.
+	Args []string `toml:"args"`
+	// Env is the plugin process's environment. Nothing else of gatewayd's
+	// environment is passed on except PATH and HOME (which Env may
+	// override).
+	Env map[string]string `toml:"env"`
+	// StartTimeout bounds starting the process and its handshake. Default
+	// 10s.
+	StartTimeout Duration `toml:"start_timeout"`
+	// CallTimeout bounds each call into the plugin. Default 10s.
+	CallTimeout Duration `toml:"call_timeout"`
 }
 
 // Log configures gatewayd's own logs (JSON on stderr).

@@ -3,8 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/crypto/ssh"
+	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -19,21 +22,23 @@ import (
 // Defaults, as documented on the fields in types.go and in
 // docs/configuration.md.
 const (
-	DefaultDataDir          = "./data"
-	DefaultShutdownTimeout  = 10 * time.Second
-	DefaultMaxMessageBytes  = 16 * MiB
-	DefaultHandshakeTimeout = 15 * time.Second
-	DefaultMaxConnections   = 1000
-	DefaultConnectionTLS    = "prefer"
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultFlushInterval    = 50 * time.Millisecond
-	DefaultMaxBatch         = 512
-	DefaultQueueSize        = 8192
-	DefaultCacheTTL         = 30 * time.Second
-	DefaultLogLevel         = "info"
-	DefaultCallTimeout      = 100 * time.Millisecond
-	DefaultMemoryLimit      = 64 * MiB
-	DefaultMaxInstances     = 256
+	DefaultDataDir             = "./data"
+	DefaultShutdownTimeout     = 10 * time.Second
+	DefaultMaxMessageBytes     = 16 * MiB
+	DefaultHandshakeTimeout    = 15 * time.Second
+	DefaultMaxConnections      = 1000
+	DefaultConnectionTLS       = "prefer"
+	DefaultConnectTimeout      = 10 * time.Second
+	DefaultFlushInterval       = 50 * time.Millisecond
+	DefaultMaxBatch            = 512
+	DefaultQueueSize           = 8192
+	DefaultCacheTTL            = 30 * time.Second
+	DefaultLogLevel            = "info"
+	DefaultSSHHandshakeTimeout = 30 * time.Second
+	DefaultCallTimeout         = 100 * time.Millisecond
+	DefaultMemoryLimit         = 64 * MiB
+	DefaultMaxInstances        = 256
+	DefaultPluginTimeout       = 10 * time.Second // start_timeout and call_timeout
 )
 
 // Bounds of modules.memory_limit.
@@ -70,6 +75,7 @@ func (l Log) SlogLevel() slog.Level { return logLevels[l.Level] }
 // is configured.
 var protocols = map[string]func(*Config) bool{
 	"postgres": func(c *Config) bool { return c.Listen.Postgres != nil },
+	"ssh":      func(c *Config) bool { return c.Listen.SSH != nil },
 }
 
 var (
@@ -78,7 +84,11 @@ var (
 	// A secret reference is "scheme:rest".
 	referenceScheme = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	hexSHA256       = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	envName         = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
+
+// Plugin kinds (sdk/plugin.KindSecret and KindProtocol).
+var pluginKinds = []string{"secret", "protocol"}
 
 // scope is a table being checked: its key path and the prefix of messages
 // about it (empty for a plain table, `connection[2] ("app-db"): ` for an
@@ -171,6 +181,8 @@ func (d *decoder) complete(c *Config, o *options) {
 	d.gateway(c)
 	d.listeners(c)
 	d.identities(c)
+	// A secret plugin's name is a scheme connections may use.
+	d.plugins(c, o)
 	d.connections(c, o)
 	d.modules(c, "policy", c.Policy, o)
 	d.modules(c, "masking", c.Masking, o)
@@ -248,6 +260,24 @@ func (d *decoder) listeners(c *Config) {
 		d.duration(s, "handshake_timeout", &p.HandshakeTimeout, DefaultHandshakeTimeout)
 		d.positive(s, "max_connections", &p.MaxConnections, DefaultMaxConnections)
 	}
+	if l := c.Listen.SSH; l != nil {
+		s := scope{path: "listen.ssh"}
+		if d.required(s, "address", l.Address) {
+			if err := checkAddress(l.Address, true); err != nil {
+				d.invalid(s, "address", "%v", err)
+			}
+		}
+		switch {
+		case d.absent(s, "host_key_file"):
+			l.HostKeyFile = filepath.Join(c.Gateway.DataDir, "ssh_host_ed25519_key")
+		case d.given(s, "host_key_file") && strings.TrimSpace(l.HostKeyFile) == "":
+			d.invalid(s, "host_key_file", "must not be empty")
+		case !filepath.IsAbs(l.HostKeyFile):
+			l.HostKeyFile = filepath.Join(c.dir(), l.HostKeyFile)
+		}
+		d.duration(s, "handshake_timeout", &l.HandshakeTimeout, DefaultSSHHandshakeTimeout)
+		d.positive(s, "max_connections", &l.MaxConnections, DefaultMaxConnections)
+	}
 	if a := c.Listen.API; a != nil {
 		s := scope{path: "listen.api"}
 		if d.required(s, "address", a.Address) {
@@ -282,6 +312,7 @@ func (d *decoder) tlsFiles(s scope, f TLSFiles) {
 func (d *decoder) identities(c *Config) {
 	names := make(map[string]int)  // name -> line
 	tokens := make(map[string]int) // token hash -> line
+	keys := make(map[string]int)   // SSH public key -> line
 	for i := range c.Identity.Static {
 		id := &c.Identity.Static[i]
 		s := element("identity.static", i, id.Name)
@@ -296,6 +327,24 @@ func (d *decoder) identities(c *Config) {
 				d.unique(s, "token_sha256", id.TokenSHA256, tokens)
 			}
 		}
+		d.sshKeys(s, id, keys)
+	}
+}
+
+// sshKeys checks an identity's SSH public keys: each parses, and no key
+// belongs to two identities.
+func (d *decoder) sshKeys(s scope, id *StaticIdentity, seen map[string]int) {
+	for j, k := range id.SSHKeys {
+		pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
+		if err != nil {
+			d.invalid(s, "ssh_keys", "key %d is not an SSH public key (an authorized_keys line such as \"ssh-ed25519 AAAA... comment\")", j+1)
+			continue
+		}
+		if _, ok := pk.(*ssh.Certificate); ok {
+			d.invalid(s, "ssh_keys", "key %d is a certificate: give the public key itself", j+1)
+			continue
+		}
+		d.unique(s, "ssh_keys", string(pk.Marshal()), seen)
 	}
 }
 
@@ -337,8 +386,19 @@ func (d *decoder) connections(c *Config, o *options) {
 				d.invalid(s, "address", "%v", err)
 			}
 		}
-		if cn.Protocol == "postgres" {
+		switch cn.Protocol {
+		case "postgres":
 			d.required(s, "database", cn.Database)
+			for _, k := range []string{"host_key", "known_hosts"} {
+				if d.given(s, k) {
+					d.invalid(s, k, "applies to ssh connections only")
+				}
+			}
+		case "ssh":
+			d.sshHostKeys(c, s, cn)
+			if d.given(s, "database") {
+				d.invalid(s, "database", "applies to postgres connections only")
+			}
 		}
 		d.required(s, "user", cn.User)
 		if d.required(s, "secret", cn.Secret) {
@@ -360,6 +420,138 @@ func (d *decoder) connections(c *Config, o *options) {
 		}
 		d.duration(s, "connect_timeout", &cn.ConnectTimeout, DefaultConnectTimeout)
 	}
+}
+
+// sshHostKeys checks that an ssh connection pins its target's host key,
+// in host_key or in a known_hosts file, and that the keys parse.
+func (d *decoder) sshHostKeys(c *Config, s scope, cn *Connection) {
+	hk, kh := d.given(s, "host_key"), d.given(s, "known_hosts")
+	switch {
+	case hk && kh:
+		d.invalid(s, "known_hosts", "give host_key or known_hosts, not both")
+	case hk:
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(cn.HostKey)); err != nil {
+			d.invalid(s, "host_key", "not an SSH public key such as \"ssh-ed25519 AAAA...\" (ssh-keyscan prints the target's)")
+		}
+	case kh:
+		if !filepath.IsAbs(cn.KnownHosts) {
+			cn.KnownHosts = filepath.Join(c.dir(), cn.KnownHosts)
+		}
+		if _, err := KnownHostKeys(cn.KnownHosts); err != nil {
+			d.invalid(s, "known_hosts", "%v", err)
+		}
+	case !d.bad[joinKey(s.path, "host_key")] && !d.bad[joinKey(s.path, "known_hosts")]:
+		d.missing(s, "host_key")
+	}
+}
+
+// KnownHostKeys reads the keys of a known_hosts file, as authorized_keys
+// lines (the host names do not matter: the connection names its target).
+func KnownHostKeys(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot read the known_hosts file: %v", err)
+	}
+	var keys []string
+	for rest := data; len(rest) > 0; {
+		_, _, key, _, next, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("the known_hosts file does not parse: %v", err)
+		}
+		keys = append(keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))))
+		rest = next
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("the known_hosts file holds no key")
+	}
+	return keys, nil
+}
+
+// plugins checks the [[plugin]] tables and adds the name of each plugin of
+// kind "secret" to o.schemes.
+func (d *decoder) plugins(c *Config, o *options) {
+	names := make(map[string]int)
+	builtin := slices.Clone(o.schemes)
+	for i := range c.Plugin {
+		p := &c.Plugin[i]
+		s := element("plugin", i, p.Name)
+		kindOK := false
+		if d.required(s, "kind", p.Kind) {
+			if kindOK = slices.Contains(pluginKinds, p.Kind); !kindOK {
+				d.invalid(s, "kind", "want one of %s, have %q", strings.Join(pluginKinds, ", "), p.Kind)
+			}
+		}
+		if d.required(s, "name", p.Name) {
+			switch {
+			case !referenceScheme.MatchString(p.Name):
+				d.invalid(s, "name", "want 1 to 32 lowercase letters, digits or '-', starting with a letter (a plugin of kind secret serves the secret scheme of its name)")
+			case p.Kind == "secret" && slices.Contains(builtin, p.Name):
+				d.invalid(s, "name", "%q is a built-in secret scheme; give the plugin another name", p.Name)
+			default:
+				d.unique(s, "name", p.Name, names)
+				if path, _ := s.key("name"); p.Kind == "secret" && kindOK && !d.bad[path] {
+					o.schemes = append(o.schemes, p.Name)
+				}
+			}
+		}
+		if d.required(s, "path", p.Path) {
+			if !filepath.IsAbs(p.Path) {
+				p.Path = filepath.Join(c.dir(), p.Path)
+			}
+			if msg := checkExecutable(p.Path); msg != "" {
+				d.invalid(s, "path", "%s", msg)
+			}
+		}
+		if d.required(s, "sha256", p.SHA256) {
+			if !hexSHA256.MatchString(p.SHA256) {
+				d.invalid(s, "sha256", "want 64 hexadecimal digits (sha256sum of the plugin executable), have %d characters", len(p.SHA256))
+			}
+			p.SHA256 = strings.ToLower(p.SHA256)
+		}
+		for _, k := range slices.Sorted(maps.Keys(p.Env)) {
+			switch {
+			case !envName.MatchString(k):
+				d.invalid(s, "env", "%q is not an environment variable name (letters, digits and '_', not starting with a digit)", k)
+			case k == "GATEWAYD_PLUGIN" || strings.HasPrefix(k, "PLUGIN_"):
+				// The go-plugin handshake's own variables (sdk/plugin.Handshake).
+				d.invalid(s, "env", "%q is set by gatewayd for the plugin handshake", k)
+			}
+		}
+		if p.Env == nil {
+			p.Env = map[string]string{}
+		}
+		if p.Args == nil {
+			p.Args = []string{}
+		}
+		d.duration(s, "start_timeout", &p.StartTimeout, DefaultPluginTimeout)
+		d.duration(s, "call_timeout", &p.CallTimeout, DefaultPluginTimeout)
+	}
+}
+
+// checkExecutable returns what keeps path from being run as a plugin, or "".
+func checkExecutable(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Sprintf("cannot use the plugin executable: %v", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Sprintf("the plugin executable is not a regular file (%v)", fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Sprintf("the plugin executable is not executable (mode %04o)", fi.Mode().Perm())
+	}
+	return ""
 }
 
 // modules checks the [[policy]] or [[masking]] tables.

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,11 +17,14 @@ import (
 	"sync"
 	"time"
 
+	goplugin "github.com/hashicorp/go-plugin"
+
 	"github.com/gatewayd-access/gatewayd/core/api"
 	"github.com/gatewayd-access/gatewayd/core/audit"
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/metrics"
+	"github.com/gatewayd-access/gatewayd/core/pluginhost"
 	"github.com/gatewayd-access/gatewayd/core/policy"
 	"github.com/gatewayd-access/gatewayd/core/secrets"
 	"github.com/gatewayd-access/gatewayd/core/store"
@@ -29,10 +33,21 @@ import (
 	"github.com/gatewayd-access/gatewayd/plugins/protocols/postgres"
 	"github.com/gatewayd-access/gatewayd/plugins/secrets/env"
 	"github.com/gatewayd-access/gatewayd/plugins/secrets/file"
+	"github.com/gatewayd-access/gatewayd/sdk/plugin"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 	"github.com/gatewayd-access/gatewayd/sdk/secret"
+	"github.com/gatewayd-access/gatewayd/sdk/secret/secretplugin"
 	modules "github.com/gatewayd-access/gatewayd/wasm"
 )
+
+// PluginSets returns, for each kind of external plugin gatewayd can run,
+// the go-plugin sets by protocol version that such a plugin is launched
+// with (see pluginhost.Options.Sets).
+func PluginSets() map[string]map[int]goplugin.PluginSet {
+	return map[string]map[int]goplugin.PluginSet{
+		plugin.KindSecret: secretplugin.VersionedPlugins(),
+	}
+}
 
 // SecretBackends returns the built-in secret backends by scheme.
 func SecretBackends() map[string]secret.Backend {
@@ -51,6 +66,8 @@ type Gateway struct {
 	host    *host
 	metrics *metrics.Metrics
 	policy  *policy.Engine
+	// plugins runs the external plugins ([[plugin]] tables).
+	plugins *pluginhost.Host
 
 	listeners []*listener
 	api       *http.Server
@@ -65,10 +82,48 @@ type listener struct {
 	slots    chan struct{}
 }
 
+// HandlerSettings are a protocol listener's settings from gateway.toml, as
+// the built-in handler of the protocol gets them.
+type HandlerSettings struct {
+	TLS                    *tls.Config
+	AllowCleartextPassword bool
+	MaxMessageBytes        int
+	HandshakeTimeout       time.Duration
+	Logger                 *slog.Logger
+}
+
+// HandlerFunc builds the handler of a protocol listener from its settings.
+type HandlerFunc func(HandlerSettings) (protocol.Handler, error)
+
+// Option changes how New builds a gateway.
+type Option func(*options)
+
+type options struct {
+	handlers map[string]HandlerFunc
+}
+
+// WithHandler serves the listener of proto (for now "postgres") with the
+// handler build returns instead of the built-in one. It is the hook through
+// which an external protocol-handler plugin (a protocolplugin.Client, which
+// gets the same settings through protocolplugin.Config) serves a listener;
+// the caller owns that handler's lifecycle.
+func WithHandler(proto string, build HandlerFunc) Option {
+	return func(o *options) {
+		if o.handlers == nil {
+			o.handlers = map[string]HandlerFunc{}
+		}
+		o.handlers[proto] = build
+	}
+}
+
 // New prepares a gateway from a loaded configuration: it opens the store
 // and the audit log and binds every listener, so that a bad address fails
 // before anything is served.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Gateway, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	// g stays set when an error return clears the result, so that what was
 	// opened before the error is closed.
 	g := &Gateway{cfg: cfg, log: log, metrics: metrics.New()}
@@ -98,6 +153,23 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}
 	g.audit = aw
+	// External plugins start before anything uses them: a secret plugin's
+	// scheme must resolve from the first session on.
+	ph, err := pluginhost.Start(ctx, pluginhost.Options{
+		Plugins: cfg.Plugin,
+		Dir:     cfg.Dir(),
+		Sets:    PluginSets(),
+		Audit:   aw,
+		Log:     log.With("component", "plugins"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.plugins = ph
+	backends := SecretBackends()
+	for scheme, b := range ph.SecretBackends() {
+		backends[scheme] = b
+	}
 	pe, err := policy.New(ctx, policy.Options{Config: cfg, Builtins: modules.Builtins(), Log: log.With("component", "modules")})
 	if err != nil {
 		return nil, err
@@ -116,7 +188,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		cfg:      cfg,
 		log:      log,
 		dir:      dir,
-		secrets:  secrets.New(SecretBackends(), ttl, log.With("component", "secrets")),
+		secrets:  secrets.New(backends, ttl, log.With("component", "secrets")),
 		store:    st,
 		audit:    aw,
 		metrics:  g.metrics,
@@ -129,14 +201,33 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		if err != nil {
 			return nil, err
 		}
-		h := postgres.New(postgres.Options{
+		settings := HandlerSettings{
 			TLS:                    tc,
 			AllowCleartextPassword: pc.AllowCleartextPassword,
 			MaxMessageBytes:        int(pc.MaxMessageBytes),
 			HandshakeTimeout:       pc.HandshakeTimeout.Duration,
 			Logger:                 log,
-		})
+		}
+		var h protocol.Handler
+		if build := o.handlers[postgres.ProtocolName]; build != nil {
+			if h, err = build(settings); err != nil {
+				return nil, fmt.Errorf("building the %s handler: %w", postgres.ProtocolName, err)
+			}
+		} else {
+			h = postgres.New(postgres.Options{
+				TLS:                    settings.TLS,
+				AllowCleartextPassword: settings.AllowCleartextPassword,
+				MaxMessageBytes:        settings.MaxMessageBytes,
+				HandshakeTimeout:       settings.HandshakeTimeout,
+				Logger:                 settings.Logger,
+			})
+		}
 		if err := g.bind(postgres.ProtocolName, pc.Address, pc.MaxConnections, h); err != nil {
+			return nil, err
+		}
+	}
+	if sc := cfg.Listen.SSH; sc != nil {
+		if err := g.bindSSH(sc, log); err != nil {
 			return nil, err
 		}
 	}
@@ -315,6 +406,11 @@ func (g *Gateway) closeState(ctx context.Context) {
 		if err := g.policy.Close(ctx); err != nil {
 			g.log.Error("closing module runtime", "error", err)
 		}
+	}
+	if g.plugins != nil {
+		// Before the audit log: stopping a plugin is not a crash, but a
+		// crash noticed until now is still recorded.
+		_ = g.plugins.Close(ctx)
 	}
 	if g.audit != nil {
 		if err := g.audit.Close(ctx); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/metrics"
 	"github.com/gatewayd-access/gatewayd/core/policy"
+	"github.com/gatewayd-access/gatewayd/core/recording"
 	"github.com/gatewayd-access/gatewayd/core/secrets"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
@@ -51,11 +52,26 @@ type liveSession struct {
 	// policy is the session's policy and masking modules, nil when none
 	// applies.
 	policy *policy.Session
+	// rec is the session's terminal recording, once a handler started it.
+	recMu sync.Mutex
+	rec   *recording.Writer
 }
 
 func (h *host) Authenticate(ctx context.Context, req protocol.AuthenticateRequest) (*protocol.AuthenticateResponse, error) {
-	id, err := h.dir.Authenticate(req.User, req.Password.Reveal())
+	var id protocol.Identity
+	var err error
 	data := audit.AuthData{Protocol: req.Protocol, ClientAddr: req.ClientAddr, User: req.User}
+	switch {
+	case len(req.PublicKey) > 0:
+		id, err = h.dir.AuthenticateKey(req.PublicKey)
+		data.Method = "publickey"
+	case req.User == "":
+		id, err = h.dir.AuthenticateToken(req.Password.Reveal())
+		data.Method = "token"
+	default:
+		id, err = h.dir.Authenticate(req.User, req.Password.Reveal())
+		data.Method = "token"
+	}
 	if err != nil {
 		h.metrics.AuthFailures.WithLabelValues(req.Protocol).Inc()
 		data.Reason = "invalid identity or token"
@@ -138,6 +154,7 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 			Credential:  cred,
 			TLS:         protocol.TargetTLS{Mode: conn.TLS, CAFile: conn.TLSCAFile, ServerName: conn.TLSServerName},
 			DialTimeout: conn.ConnectTimeout.Duration,
+			HostKeys:    hostKeys(conn),
 		},
 		Policy:  ls.policy.HasPolicy(),
 		Masking: ls.policy.Masks(),
@@ -198,6 +215,7 @@ func (h *host) CloseSession(ctx context.Context, req protocol.CloseSessionReques
 		return fmt.Errorf("gateway: closing unknown session %q", req.SessionID)
 	}
 	ls.policy.Close()
+	h.endRecording(ls)
 	now := time.Now().UTC()
 	h.metrics.SessionsActive.WithLabelValues(ls.protocol).Dec()
 	h.metrics.Bytes.WithLabelValues(ls.protocol, "in").Add(float64(req.BytesIn))
@@ -229,3 +247,16 @@ func (h *host) appendEvent(ctx context.Context, r audit.Record) error {
 }
 
 var _ protocol.Host = (*host)(nil)
+
+// hostKeys are an ssh connection's pinned host keys.
+func hostKeys(c *config.Connection) []string {
+	if c.HostKey != "" {
+		return []string{c.HostKey}
+	}
+	if c.KnownHosts != "" {
+		// Checked at startup; read again so that an edited file applies.
+		keys, _ := config.KnownHostKeys(c.KnownHosts)
+		return keys
+	}
+	return nil
+}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 )
@@ -21,6 +23,7 @@ var ErrUnauthenticated = errors.New("identity: authentication failed")
 type static struct {
 	id   protocol.Identity
 	hash [sha256.Size]byte
+	keys [][]byte // SSH public keys, in wire format
 }
 
 // Directory holds the configured identities. It is immutable and safe for
@@ -39,10 +42,18 @@ func NewDirectory(ids []config.StaticIdentity) (*Directory, error) {
 		}
 		var h [sha256.Size]byte
 		copy(h[:], raw)
-		d.static = append(d.static, static{
+		st := static{
 			id:   protocol.Identity{Name: s.Name, Email: s.Email, Groups: slices.Clone(s.Groups)},
 			hash: h,
-		})
+		}
+		for _, line := range s.SSHKeys {
+			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+			if err != nil {
+				return nil, fmt.Errorf("identity %q: ssh_keys: %w", s.Name, err)
+			}
+			st.keys = append(st.keys, k.Marshal())
+		}
+		d.static = append(d.static, st)
 	}
 	return d, nil
 }
@@ -81,6 +92,25 @@ func (d *Directory) AuthenticateToken(token string) (protocol.Identity, error) {
 		return protocol.Identity{}, ErrUnauthenticated
 	}
 	return cloneIdentity(found.id), nil
+}
+
+// AuthenticateKey finds the identity an SSH public key (authorized_keys
+// format) belongs to. The caller has checked that the client holds the
+// private key.
+func (d *Directory) AuthenticateKey(authorizedKey []byte) (protocol.Identity, error) {
+	k, _, _, _, err := ssh.ParseAuthorizedKey(authorizedKey)
+	if err != nil {
+		return protocol.Identity{}, ErrUnauthenticated
+	}
+	wire := k.Marshal()
+	for i := range d.static {
+		for _, own := range d.static[i].keys {
+			if subtle.ConstantTimeCompare(own, wire) == 1 {
+				return cloneIdentity(d.static[i].id), nil
+			}
+		}
+	}
+	return protocol.Identity{}, ErrUnauthenticated
 }
 
 // InAnyGroup reports whether id is a member of one of groups.

@@ -63,6 +63,7 @@ type Writer struct {
 	err   error
 	size  int64
 	max   int64
+	last  float64 // the time of the last event: times never go back
 }
 
 // Path is where the recording of session id lives under dir.
@@ -100,23 +101,36 @@ func Create(dir, id string, h Header, maxBytes int64) (*Writer, error) {
 }
 
 // Output records terminal output.
-func (w *Writer) Output(p []byte) error { return w.stream(Output, p) }
+func (w *Writer) Output(p []byte) error { return w.Write(time.Now(), Output, p) }
 
 // Input records terminal input.
-func (w *Writer) Input(p []byte) error { return w.stream(Input, p) }
+func (w *Writer) Input(p []byte) error { return w.Write(time.Now(), Input, p) }
 
 // Resize records a terminal size change.
 func (w *Writer) Resize(cols, rows int) error {
-	return w.event(Resize, strconv.Itoa(cols)+"x"+strconv.Itoa(rows))
+	return w.Write(time.Now(), Resize, []byte(strconv.Itoa(cols)+"x"+strconv.Itoa(rows)))
 }
 
 // Mark records a marker, such as the start of a command.
-func (w *Writer) Mark(label string) error { return w.event(Marker, label) }
+func (w *Writer) Mark(label string) error { return w.Write(time.Now(), Marker, []byte(label)) }
 
-// stream records bytes of a stream as UTF-8 text: a sequence cut between
-// two chunks is completed from the next one, and bytes that are not UTF-8
-// become U+FFFD, as asciicast requires.
-func (w *Writer) stream(code string, p []byte) error {
+// Write records an event that happened at t (a time before the recording
+// started counts as its start). Output and input are streams: a UTF-8
+// sequence cut between two chunks is completed from the next one, and
+// bytes that are not UTF-8 become U+FFFD, as asciicast requires.
+func (w *Writer) Write(t time.Time, code string, p []byte) error {
+	switch code {
+	case Output, Input:
+		return w.stream(t, code, p)
+	case Resize, Marker:
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.eventLocked(t, code, string(p))
+	}
+	return fmt.Errorf("recording: unknown event code %q", code)
+}
+
+func (w *Writer) stream(t time.Time, code string, p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -129,7 +143,7 @@ func (w *Writer) stream(code string, p []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	return w.eventLocked(code, string(data))
+	return w.eventLocked(t, code, string(data))
 }
 
 // incompleteTail returns how many bytes at the end of b start a UTF-8
@@ -150,17 +164,12 @@ func incompleteTail(b []byte) int {
 	return 0
 }
 
-func (w *Writer) event(code, data string) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.eventLocked(code, data)
-}
-
-func (w *Writer) eventLocked(code, data string) error {
+func (w *Writer) eventLocked(at time.Time, code, data string) error {
 	if w.err != nil {
 		return w.err
 	}
-	t := time.Since(w.start).Seconds()
+	t := max(at.Sub(w.start).Seconds(), w.last)
+	w.last = t
 	w.buf = append(w.buf[:0], '[')
 	w.buf = strconv.AppendFloat(w.buf, t, 'f', 6, 64)
 	w.buf = append(w.buf, ", \""...)
@@ -212,7 +221,7 @@ func (w *Writer) Close() error {
 	}
 	for code, rest := range w.carry {
 		if len(rest) > 0 && w.err == nil {
-			_ = w.eventLocked(code, string(rest))
+			_ = w.eventLocked(time.Now(), code, string(rest))
 		}
 	}
 	err := w.err

@@ -78,9 +78,15 @@ type Identity struct {
 type AuthenticateRequest struct {
 	Protocol   string
 	ClientAddr string
-	User       string
+	// User is the name the client gave for itself; "" when the protocol's
+	// user name means something else (SSH's names the connection) and the
+	// credential alone identifies the client.
+	User string
 	// Password is the gateway token the client sent. Never logged.
 	Password secret.Value
+	// PublicKey is an SSH public key, in authorized_keys format, that the
+	// client proved it holds (its signature checked).
+	PublicKey []byte
 }
 
 // AuthenticateResponse names who the client is.
@@ -124,6 +130,9 @@ type Target struct {
 	TLS        TargetTLS
 	// DialTimeout bounds connecting and authenticating upstream.
 	DialTimeout time.Duration
+	// HostKeys are the target's pinned SSH host keys, in authorized_keys
+	// or known_hosts format (SSH only).
+	HostKeys []string
 }
 
 // TargetTLS says how to protect the upstream leg.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -79,6 +80,7 @@ func TestMain(m *testing.M) {
 	wasmCacheDir = dir
 	code := m.Run()
 	_ = os.RemoveAll(dir)
+	removePluginBuild()
 	stopAll()
 	os.Exit(code)
 }
@@ -150,6 +152,11 @@ type env struct {
 	dataDir string
 	logs    *syncBuffer
 	cfg     *config.Config
+	// plugin is the external handler process, nil when the handler is
+	// built in (plugin_harness_test.go).
+	plugin *pluginHandler
+	// stop shuts the gateway down (once; the test's cleanup does it too).
+	stop func()
 }
 
 func sha(s string) string {
@@ -235,7 +242,8 @@ token_sha256 = %q
 func startGatewayErr(t testing.TB, more string) (*gateway.Gateway, error) {
 	t.Helper()
 	cfg := testConfig(t, "", more)
-	gw, err := gateway.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	opts, _ := handlerOptions(t, externalMode(), io.Discard)
+	gw, err := gateway.New(context.Background(), cfg, slog.New(slog.DiscardHandler), opts...)
 	if err == nil {
 		t.Cleanup(func() {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -249,18 +257,26 @@ func startGatewayErr(t testing.TB, more string) (*gateway.Gateway, error) {
 // startGatewayWith is startGateway with more configuration appended.
 func startGatewayWith(t testing.TB, listenExtra, more string) *env {
 	t.Helper()
+	return startGatewayMode(t, listenExtra, more, externalMode())
+}
+
+// startGatewayMode is startGatewayWith with the handler built in or, when
+// external, the plugin binary (whose log lines join the gateway's).
+func startGatewayMode(t testing.TB, listenExtra, more string, external bool) *env {
+	t.Helper()
 	cfg := testConfig(t, listenExtra, more)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts, plugin := handlerOptions(t, external, logs)
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := gateway.New(ctx, cfg, log)
+	gw, err := gateway.New(ctx, cfg, log, opts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("starting gateway: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -270,12 +286,15 @@ func startGatewayWith(t testing.TB, listenExtra, more string) *env {
 		case <-time.After(20 * time.Second):
 			t.Errorf("gateway did not stop")
 		}
+	})
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
 	return &env{
-		t: t, gw: gw, logs: logs, cfg: cfg,
+		t: t, gw: gw, logs: logs, cfg: cfg, plugin: *plugin, stop: stop,
 		addr:    gw.Addr("postgres").String(),
 		apiAddr: gw.Addr("api").String(),
 		dataDir: cfg.Gateway.DataDir,

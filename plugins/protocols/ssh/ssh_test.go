@@ -1,0 +1,432 @@
+package ssh_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/gatewayd-access/gatewayd/core/config"
+	"github.com/gatewayd-access/gatewayd/core/gateway"
+	"github.com/gatewayd-access/gatewayd/core/recording"
+	"github.com/gatewayd-access/gatewayd/internal/sshtest"
+)
+
+const aliceToken = "gwt_alice_ssh_token_0123456789"
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a gatewayd with an ssh listener in front of a real sshd.
+type env struct {
+	t       *testing.T
+	sshd    *sshtest.Server
+	addr    string // the gateway's ssh listener
+	dataDir string
+	key     string // alice's private key file
+	logs    *syncBuffer
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func start(t *testing.T, more string) *env {
+	t.Helper()
+	sshd := sshtest.Start(t)
+	dir := t.TempDir()
+	priv, pub := sshtest.NewKey(t)
+	keyFile := filepath.Join(dir, "alice_key")
+	if err := os.WriteFile(keyFile, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "web-1.key")
+	if err := os.WriteFile(secretFile, sshd.ClientKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(dir, "web-2.pass")
+	if err := os.WriteFile(pwFile, []byte(sshd.Password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toml := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+
+[listen.ssh]
+address = "127.0.0.1:0"
+
+[listen.api]
+address = "127.0.0.1:0"
+
+[modules]
+# Compiled modules are shared by the tests' gateways (wazero's cache keys
+# entries by module and wazero version).
+cache_dir = %q
+
+[[identity.static]]
+name = "alice"
+groups = ["dev"]
+token_sha256 = %q
+ssh_keys = [%q]
+
+[[connection]]
+name = "web-1"
+protocol = "ssh"
+address = %q
+user = %q
+secret = "file:%s"
+host_key = %q
+allow_groups = ["dev"]
+
+[[connection]]
+name = "web-2"
+protocol = "ssh"
+address = %q
+user = %q
+secret = "file:%s"
+host_key = %q
+allow_groups = ["dev"]
+
+[[connection]]
+name = "wrong-key"
+protocol = "ssh"
+address = %q
+user = %q
+secret = "file:%s"
+host_key = %q
+allow_groups = ["dev"]
+`, filepath.Join(dir, "data"), filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"), sha(aliceToken), strings.TrimSpace(string(pub)),
+		sshd.Addr, sshtest.User, secretFile, sshd.HostKey,
+		sshd.Addr, sshtest.User, pwFile, sshd.HostKey,
+		sshd.Addr, sshtest.User, secretFile, strings.TrimSpace(string(pub))) + more
+	path := filepath.Join(dir, "gateway.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", logs.String())
+		}
+	})
+	return &env{t: t, sshd: sshd, addr: gw.Addr("ssh").String(), dataDir: cfg.Gateway.DataDir, key: keyFile, logs: logs}
+}
+
+func (e *env) sshArgs(tool string) []string {
+	_, port, _ := net.SplitHostPort(e.addr)
+	p := "-p"
+	if tool == "scp" || tool == "sftp" {
+		p = "-P"
+	}
+	return []string{p, port, "-i", e.key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
+}
+
+// run runs a real OpenSSH client through the gateway.
+func (e *env) run(stdin, tool string, args ...string) (string, error) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tool, append(e.sshArgs(tool), args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestExecShellScpSftpThroughTheGateway(t *testing.T) {
+	e := start(t, "")
+	out, err := e.run("", "ssh", "web-1@127.0.0.1", "echo hello from $(whoami); exit 3")
+	if out != "hello from gwtest\n" {
+		t.Fatalf("ssh exec: %v %q", err, out)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("exit status: %v, want 3", err)
+	}
+	// stdin reaches the command; stderr comes back apart.
+	out, err = e.run("line one\nline two\n", "ssh", "web-1@127.0.0.1", "wc -l; echo to-stderr >&2")
+	if err != nil || !strings.Contains(out, "2\n") || !strings.Contains(out, "to-stderr") {
+		t.Fatalf("stdin: %v %q", err, out)
+	}
+	// A shell with a pty.
+	out, err = e.run("echo shell-$((6*7))\nexit\n", "ssh", "-tt", "web-1@127.0.0.1")
+	if err != nil || !strings.Contains(out, "shell-42") {
+		t.Fatalf("shell: %v %q", err, out)
+	}
+	// scp both ways.
+	local := filepath.Join(t.TempDir(), "data.bin")
+	payload := strings.Repeat("gatewayd scp payload\n", 50000)
+	if err := os.WriteFile(local, []byte(payload), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remote := "/tmp/gwtest-scp-" + fmt.Sprint(time.Now().UnixNano())
+	if out, err := e.run("", "scp", local, "web-1@127.0.0.1:"+remote); err != nil {
+		t.Fatalf("scp up: %v %s", err, out)
+	}
+	back := local + ".back"
+	if out, err := e.run("", "scp", "web-1@127.0.0.1:"+remote, back); err != nil {
+		t.Fatalf("scp down: %v %s", err, out)
+	}
+	if got, _ := os.ReadFile(back); string(got) != payload {
+		t.Fatalf("scp round trip lost data: %d bytes, want %d", len(got), len(payload))
+	}
+	// rsync over ssh.
+	rdir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(rdir, "a.txt"), []byte("rsync me"), 0o644)
+	rremote := remote + "-rsync"
+	rsh := "ssh " + strings.Join(e.sshArgs("ssh"), " ")
+	if b, err := exec.Command("rsync", "-a", "-e", rsh, rdir+"/", "web-1@127.0.0.1:"+rremote+"/").CombinedOutput(); err != nil {
+		t.Fatalf("rsync: %v %s", err, b)
+	}
+	if out, err := e.run("", "ssh", "web-1@127.0.0.1", "cat "+rremote+"/a.txt; rm -r "+rremote); err != nil || out != "rsync me" {
+		t.Fatalf("after rsync: %v %q", err, out)
+	}
+	// sftp.
+	out, err = e.run("ls -l "+remote+"\nrm "+remote+"\n", "sftp", "-b", "-", "web-1@127.0.0.1")
+	if err != nil || !strings.Contains(out, remote) {
+		t.Fatalf("sftp: %v %q", err, out)
+	}
+	// The gateway token works as a password.
+	_, port, _ := net.SplitHostPort(e.addr)
+	cmd := exec.Command("sshpass", "-e", "ssh", "-p", port, "-o", "PubkeyAuthentication=no", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "web-2@127.0.0.1", "echo via-password-$(whoami)")
+	cmd.Env = append(os.Environ(), "SSHPASS="+aliceToken)
+	b, err := cmd.CombinedOutput()
+	if err != nil || string(b) != "via-password-gwtest\n" {
+		t.Fatalf("token as password: %v %q", err, b)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := start(t, `
+[[policy]]
+module = "sqlguard"
+connections = ["web-*"]
+[policy.config]
+deny_commands = ["rm", "shutdown"]
+`)
+	out, err := e.run("", "ssh", "web-1@127.0.0.1", "ls /nonexistent-gatewayd | xargs rm -f")
+	if err == nil || !strings.Contains(out, "gatewayd policy denied this: the command rm is not allowed") {
+		t.Fatalf("denied command: %v %q", err, out)
+	}
+	out, err = e.run("", "ssh", "web-1@127.0.0.1", "echo still fine")
+	if err != nil || out != "still fine\n" {
+		t.Fatalf("after a denial: %v %q", err, out)
+	}
+	out, err = e.run("", "ssh", "nope@127.0.0.1", "true")
+	if err == nil || !strings.Contains(out, `connection "nope" does not exist or you may not use it`) {
+		t.Fatalf("unknown connection: %v %q", err, out)
+	}
+	out, err = e.run("", "ssh", "wrong-key@127.0.0.1", "true")
+	if err == nil || !strings.Contains(out, "host key does not match") {
+		t.Fatalf("host key mismatch: %v %q", err, out)
+	}
+	// Port forwarding is refused; agent forwarding too.
+	out, err = e.run("", "ssh", "-o", "ExitOnForwardFailure=yes", "-L", "0:127.0.0.1:22", "web-1@127.0.0.1", "true")
+	if err == nil {
+		t.Fatalf("local forward accepted: %q", out)
+	}
+	// Environment: only LANG, LC_* and TERM pass.
+	cmd := exec.Command("ssh", append(e.sshArgs("ssh"), "-o", "SetEnv=LD_PRELOAD=/tmp/x LANG=C.UTF-8",
+		"web-1@127.0.0.1", "echo pre=$LD_PRELOAD lang=$LANG")...)
+	b, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "pre= lang=C.UTF-8") {
+		t.Fatalf("env: %v %q", err, b)
+	}
+	// A wrong key gets no session.
+	other, _ := sshtest.NewKey(t)
+	otherFile := filepath.Join(t.TempDir(), "k")
+	_ = os.WriteFile(otherFile, other, 0o600)
+	args := e.sshArgs("ssh")
+	for i := range args {
+		if args[i] == e.key {
+			args[i] = otherFile
+		}
+	}
+	b, err = exec.Command("ssh", append(args, "web-1@127.0.0.1", "true")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "Permission denied") {
+		t.Fatalf("unknown key: %v %q", err, b)
+	}
+}
+
+func TestSessionsAreRecorded(t *testing.T) {
+	e := start(t, "")
+	out, err := e.run("echo recorded-$((1+1))\nexit\n", "ssh", "-tt", "web-1@127.0.0.1")
+	if err != nil || !strings.Contains(out, "recorded-2") {
+		t.Fatalf("shell: %v %q", err, out)
+	}
+	// The recording is complete once the gateway has closed the session.
+	var screen strings.Builder
+	for i := 0; i < 50; i++ {
+		screen.Reset()
+		files, _ := filepath.Glob(filepath.Join(e.dataDir, "recordings", "*.cast"))
+		if len(files) == 1 {
+			if f, err := os.Open(files[0]); err == nil {
+				err = recording.Play(context.Background(), &screen, f, recording.PlayOptions{Speed: 1000})
+				f.Close()
+				if err == nil && strings.Contains(screen.String(), "recorded-2") {
+					break
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(screen.String(), "recorded-2") {
+		t.Fatalf("recording does not hold the output: %q", screen.String())
+	}
+}
+
+func TestOutputIsMaskedAndRecordedMasked(t *testing.T) {
+	e := start(t, `
+[[masking]]
+module = "pii"
+connections = ["web-1"]
+`)
+	out, err := e.run("", "ssh", "web-1@127.0.0.1", "echo mail alice.liddell@example.com; sleep 0.1; printf 'card 4111 1111 1111 1111'")
+	if err != nil || strings.Contains(out, "alice.liddell@") || strings.Contains(out, "4111 1111 1111 1111") ||
+		!strings.Contains(out, "@example.com") || !strings.Contains(out, "1111") {
+		t.Fatalf("masked exec: %v %q", err, out)
+	}
+	// A value split across two writes is still masked: lines are masked whole.
+	out, err = e.run("", "ssh", "web-1@127.0.0.1", "printf 'bob.builder@exa'; printf 'mple.org\\n'")
+	if err != nil || strings.Contains(out, "bob.builder@") {
+		t.Fatalf("split value: %v %q", err, out)
+	}
+	// An interactive shell's recording holds the masked output only.
+	out, err = e.run("echo ssn 123-45-6789\nexit\n", "ssh", "-tt", "web-1@127.0.0.1")
+	if err != nil || strings.Contains(out, "123-45-6789") {
+		t.Fatalf("masked shell: %v %q", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	files, _ := filepath.Glob(filepath.Join(e.dataDir, "recordings", "*.cast"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		// The echo of the typed command is the user's own input: only the
+		// command's output must be masked. Input events are recorded as
+		// typed; output events must not hold the number.
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"o"`) && strings.Contains(line, "123-45-6789") && !strings.Contains(line, "echo ssn") {
+				t.Fatalf("recording %s holds unmasked output: %s", f, line)
+			}
+		}
+	}
+}
+
+// client connects with x/crypto/ssh as alice, for what OpenSSH's client
+// will not do.
+func (e *env) client(t *testing.T, user string, signer gossh.Signer) (*gossh.Client, error) {
+	t.Helper()
+	return gossh.Dial("tcp", e.addr, &gossh.ClientConfig{
+		User: user, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), // the test does not pin the gateway's key
+		Timeout:         10 * time.Second,
+	})
+}
+
+func (e *env) aliceSigner(t *testing.T) gossh.Signer {
+	t.Helper()
+	b, err := os.ReadFile(e.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gossh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBadInputKeepsTheGatewayServing(t *testing.T) {
+	e := start(t, "")
+	alice := e.aliceSigner(t)
+
+	// Thousands of refused channel opens on one connection.
+	c, err := e.client(t, "web-1", alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2000; i++ {
+		typ := "x11"
+		if i%2 == 0 {
+			typ = "direct-tcpip"
+		}
+		if _, _, err := c.OpenChannel(typ, nil); err == nil {
+			t.Fatalf("channel %s opened", typ)
+		}
+	}
+	// The same connection still works.
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sess.CombinedOutput("echo alive")
+	if err != nil || string(out) != "alive\n" {
+		t.Fatalf("after refused channels: %v %q", err, out)
+	}
+	_ = c.Close()
+
+	// A certificate where a key is expected is refused.
+	cert := &gossh.Certificate{Key: alice.PublicKey(), CertType: gossh.UserCert, ValidPrincipals: []string{"web-1"},
+		ValidBefore: gossh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, alice); err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := gossh.NewCertSigner(cert, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client(t, "web-1", certSigner); err == nil {
+		t.Fatal("a certificate was accepted as a key")
+	}
+
+	// A client that connects and stalls in the key exchange is cut off
+	// at the handshake timeout, and others are served meanwhile.
+	stalled, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if out, err := e.run("", "ssh", "web-1@127.0.0.1", "echo served"); err != nil || out != "served\n" {
+		t.Fatalf("with a stalled client: %v %q", err, out)
+	}
+}
