@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatewayd-access/gatewayd/internal/testlog"
 	"log/slog"
 	"net"
 	"os"
@@ -99,29 +99,11 @@ func TestPluginStaysLight(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // gw is a gatewayd running with the sops plugin.
 type gw struct {
 	cfg  *config.Config
 	g    *gateway.Gateway
-	logs *syncBuffer
+	logs *testlog.Buffer
 	stop func()
 }
 
@@ -186,7 +168,7 @@ cache_ttl = "0s"
 
 func startGateway(t *testing.T, cfg *config.Config) *gw {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	g, err := gateway.New(ctx, cfg, log)

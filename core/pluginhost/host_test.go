@@ -1,11 +1,11 @@
 package pluginhost
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatewayd-access/gatewayd/internal/testlog"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -88,24 +88,6 @@ func (r *records) of(kind string) []audit.Record {
 	return out
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func defaultSets() map[string]map[int]goplugin.PluginSet {
 	return map[string]map[int]goplugin.PluginSet{plugin.KindSecret: secretplugin.VersionedPlugins()}
 }
@@ -121,13 +103,13 @@ func echoPlugin(name string) config.Plugin {
 type env struct {
 	h     *Host
 	audit *records
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	dir   string
 }
 
 func start(t *testing.T, opts Options) (*env, error) {
 	t.Helper()
-	e := &env{audit: &records{}, logs: &syncBuffer{}, dir: t.TempDir()}
+	e := &env{audit: &records{}, logs: &testlog.Buffer{}, dir: t.TempDir()}
 	if opts.Sets == nil {
 		opts.Sets = defaultSets()
 	}

@@ -6,13 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/gatewayd-access/gatewayd/internal/testlog"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,23 +26,6 @@ import (
 
 const aliceToken = "gwt_alice_ssh_token_0123456789"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a gatewayd with an ssh listener in front of a real sshd.
 type env struct {
 	t       *testing.T
@@ -50,7 +33,7 @@ type env struct {
 	addr    string // the gateway's ssh listener
 	dataDir string
 	key     string // alice's private key file
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 }
 
 func sha(s string) string {
@@ -134,7 +117,7 @@ allow_groups = ["dev"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
