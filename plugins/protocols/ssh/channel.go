@@ -83,6 +83,10 @@ type channel struct {
 	started bool // a shell, exec or subsystem was asked for
 	record  bool // terminal data is recorded (shell and exec)
 	recErr  error
+	// subsystem is set once a subsystem started (its data is binary: not
+	// masked, not recorded); sftp watches an sftp subsystem's operations.
+	subsystem bool
+	sftp      *sftpWatch
 	// The request to audit when the channel ends: "shell", "exec" or
 	// "subsystem", its text, and when it started.
 	reqKind  string
@@ -123,7 +127,14 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 	// Data: client to target.
 	go func() {
 		n, _ := io.Copy(writerFunc(func(p []byte) (int, error) {
-			s.recordEvent(ctx, protocol.RecordInput, p)
+			s.mu.Lock()
+			sftp := s.sftp
+			s.mu.Unlock()
+			if sftp != nil {
+				sftp.client(p)
+			} else if err := s.recordEvent(ctx, protocol.RecordInput, p); err != nil {
+				return 0, err
+			}
 			return s.uch.Write(p)
 		}), s.ch)
 		s.c.addBytes(n, 0)
@@ -134,14 +145,14 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 	outWG.Add(2)
 	go func() {
 		defer outWG.Done()
-		out := s.output(ctx, s.ch)
+		out := s.output(ctx, s.ch, true)
 		n, _ := io.Copy(out, s.uch)
 		_ = out.Close()
 		s.c.addBytes(0, n)
 	}()
 	go func() {
 		defer outWG.Done()
-		out := s.output(ctx, s.ch.Stderr())
+		out := s.output(ctx, s.ch.Stderr(), false)
 		n, _ := io.Copy(out, s.uch.Stderr())
 		_ = out.Close()
 		s.c.addBytes(0, n)
@@ -174,15 +185,23 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 	}
 	exitMu.Unlock()
 	s.auditRequest(ctx, outcome)
+	s.mu.Lock()
+	sftp := s.sftp
+	s.mu.Unlock()
+	if sftp != nil {
+		sftp.close()
+	}
 	_ = s.ch.CloseWrite()
 	_ = s.ch.Close()
 	s.endRecording(ctx)
 }
 
-// output returns a writer to the client that masks (when the session's
-// masking modules ask for terminal output), records, then writes; close it
-// to send what masking holds back.
-func (s *channel) output(ctx context.Context, w io.Writer) io.WriteCloser {
+// output returns a writer to the client for the target's stdout or stderr.
+// On a shell or exec channel it masks (when the session's masking modules
+// ask for terminal output), records, then writes; on a subsystem (binary
+// data such as sftp) it only watches sftp's file operations. Close it to
+// send what masking holds back.
+func (s *channel) output(ctx context.Context, w io.Writer, stdout bool) io.WriteCloser {
 	send := func(p []byte) error {
 		if err := s.recordEvent(ctx, protocol.RecordOutput, p); err != nil {
 			return err
@@ -190,20 +209,46 @@ func (s *channel) output(ctx context.Context, w io.Writer) io.WriteCloser {
 		_, err := w.Write(p)
 		return err
 	}
+	var masker *maskingWriter
 	if s.c.masking.Has(abi.Output) {
-		return newMaskingWriter(ctx, s, send)
+		masker = newMaskingWriter(ctx, s, send)
 	}
-	return nopCloser{writerFunc(func(p []byte) (int, error) {
-		if err := send(p); err != nil {
-			return 0, err
-		}
-		return len(p), nil
-	})}
+	return &outputWriter{s: s, w: w, send: send, masker: masker, stdout: stdout}
 }
 
-type nopCloser struct{ io.Writer }
+type outputWriter struct {
+	s      *channel
+	w      io.Writer
+	send   func([]byte) error
+	masker *maskingWriter
+	stdout bool
+}
 
-func (nopCloser) Close() error { return nil }
+func (o *outputWriter) Write(p []byte) (int, error) {
+	o.s.mu.Lock()
+	sftp, subsystem := o.s.sftp, o.s.subsystem
+	o.s.mu.Unlock()
+	if subsystem {
+		if sftp != nil && o.stdout {
+			sftp.server(p)
+		}
+		return o.w.Write(p)
+	}
+	if o.masker != nil {
+		return o.masker.Write(p)
+	}
+	if err := o.send(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (o *outputWriter) Close() error {
+	if o.masker != nil {
+		return o.masker.Close()
+	}
+	return nil
+}
 
 type writerFunc func([]byte) (int, error)
 
@@ -314,6 +359,13 @@ func (s *channel) start(ctx context.Context, req *gossh.Request, kind abi.FrameK
 	}
 	if kind != abi.Subsystem {
 		s.startRecording(ctx, text)
+	} else {
+		s.mu.Lock()
+		s.subsystem = true
+		if text == "sftp" {
+			s.sftp = newSFTPWatch(func(op sftpOp) { s.c.event(ctx, "sftp."+op.Op, op.Detail()) })
+		}
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	s.reqKind, s.reqText, s.reqStart = req.Type, text, time.Now()

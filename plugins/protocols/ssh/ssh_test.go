@@ -2,6 +2,7 @@ package ssh_test
 
 import (
 	"context"
+	"sync"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +22,8 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/gateway"
 	"github.com/gatewayd-access/gatewayd/core/recording"
+	"github.com/gatewayd-access/gatewayd/core/store"
+	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
 	"github.com/gatewayd-access/gatewayd/internal/sshtest"
 )
 
@@ -34,6 +37,30 @@ type env struct {
 	dataDir string
 	key     string // alice's private key file
 	logs    *testlog.Buffer
+	stop    func() // stops the gateway (idempotent)
+}
+
+// events stops the gateway and returns the audit events of a kind prefix,
+// as kind and the event's JSON data.
+func (e *env) events(prefix string) [][2]string {
+	e.t.Helper()
+	e.stop()
+	st, err := sqlite.Open(filepath.Join(e.dataDir, "gatewayd.db"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer st.Close()
+	var out [][2]string
+	err = st.Events(context.Background(), store.EventFilter{}, func(ev store.Event) error {
+		if strings.HasPrefix(ev.Kind, prefix) {
+			out = append(out, [2]string{ev.Kind, string(ev.Data)})
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }
 
 func sha(s string) string {
@@ -126,14 +153,15 @@ allow_groups = ["dev"]
 	}
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(func() {
-		cancel()
-		<-done
+		stop()
 		if t.Failed() {
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
-	return &env{t: t, sshd: sshd, addr: gw.Addr("ssh").String(), dataDir: cfg.Gateway.DataDir, key: keyFile, logs: logs}
+	return &env{t: t, sshd: sshd, addr: gw.Addr("ssh").String(), dataDir: cfg.Gateway.DataDir, key: keyFile, logs: logs, stop: stop}
 }
 
 func (e *env) sshArgs(tool string) []string {
@@ -411,5 +439,39 @@ func TestBadInputKeepsTheGatewayServing(t *testing.T) {
 	defer stalled.Close()
 	if out, err := e.run("", "ssh", "web-1@127.0.0.1", "echo served"); err != nil || out != "served\n" {
 		t.Fatalf("with a stalled client: %v %q", err, out)
+	}
+}
+
+func TestSFTPOperationsAndRequestsAreAudited(t *testing.T) {
+	e := start(t, "")
+	dir := "/tmp/gwtest-sftp-" + fmt.Sprint(time.Now().UnixNano())
+	local := filepath.Join(t.TempDir(), "up.txt")
+	_ = os.WriteFile(local, []byte(strings.Repeat("x", 100000)), 0o644)
+	batch := "mkdir " + dir + "\nput " + local + " " + dir + "/up.txt\nget " + dir + "/up.txt " + local + ".back\nrename " + dir + "/up.txt " + dir + "/moved.txt\nrm " + dir + "/moved.txt\nrmdir " + dir + "\n"
+	if out, err := e.run(batch, "sftp", "-b", "-", "web-1@127.0.0.1"); err != nil {
+		t.Fatalf("sftp: %v %s", err, out)
+	}
+	if out, err := e.run("", "ssh", "web-1@127.0.0.1", "exit 7"); err == nil {
+		t.Fatalf("exit 7: %q", out)
+	}
+	var ops []string
+	for _, ev := range e.events("protocol") {
+		if strings.Contains(ev[1], `"sftp.`) {
+			ops = append(ops, ev[1])
+		}
+	}
+	all := strings.Join(ops, "\n")
+	for _, want := range []string{`"op":"mkdir"`, `"bytes_written":"100000"`, `"bytes_read":"100000"`, `"op":"rename"`, `"target":"` + dir + `/moved.txt"`, `"op":"remove"`, `"op":"rmdir"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("sftp events lack %s:\n%s", want, all)
+		}
+	}
+	var reqs []string
+	for _, ev := range e.events("request") {
+		reqs = append(reqs, ev[1])
+	}
+	joined := strings.Join(reqs, "\n")
+	if !strings.Contains(joined, `"kind":"subsystem","text":"sftp"`) || !strings.Contains(joined, `"text":"exit 7"`) || !strings.Contains(joined, `"tag":"exit 7"`) {
+		t.Errorf("request events:\n%s", joined)
 	}
 }
