@@ -111,9 +111,10 @@ $(STATICCHECK):
 demo:
 	scripts/demo.sh
 
-## bench: pgbench -S direct, through gatewayd and through pgbouncer (see bench/README.md)
+## bench: pgbench -S direct, through gatewayd and through pgbouncer, and an SSH copy (see bench/README.md)
 bench:
 	bench/run.sh
+	bench/ssh.sh
 
 ## fuzz: each Fuzz target of both modules for FUZZTIME (default 30s)
 fuzz:

@@ -130,10 +130,15 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 			s.mu.Lock()
 			sftp := s.sftp
 			s.mu.Unlock()
-			if sftp != nil {
+			switch {
+			case sftp != nil:
 				sftp.client(p)
-			} else if err := s.recordEvent(ctx, protocol.RecordInput, p); err != nil {
-				return 0, err
+			case s.hasPTY():
+				// Keystrokes of a terminal; without a pty stdin is data
+				// (a pipe, a file being copied), not typing.
+				if err := s.recordEvent(ctx, protocol.RecordInput, p); err != nil {
+					return 0, err
+				}
 			}
 			return s.uch.Write(p)
 		}), s.ch)
@@ -194,6 +199,13 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 	_ = s.ch.CloseWrite()
 	_ = s.ch.Close()
 	s.endRecording(ctx)
+}
+
+// hasPTY reports whether the client asked for a terminal.
+func (s *channel) hasPTY() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.term != ""
 }
 
 // output returns a writer to the client for the target's stdout or stderr.

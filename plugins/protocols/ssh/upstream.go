@@ -59,6 +59,10 @@ func dialUpstream(ctx context.Context, t protocol.Target) (*gossh.Client, error)
 			return errHostKeyMismatch
 		},
 		HostKeyAlgorithms: algorithms(pinned),
+		// AES-GCM first: with AES instructions it costs the gateway a
+		// fraction of ChaCha20-Poly1305's CPU per byte relayed.
+		Config: gossh.Config{Ciphers: []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM,
+			gossh.CipherChaCha20Poly1305, gossh.CipherAES128CTR, gossh.CipherAES256CTR}},
 		Timeout:           timeout,
 		ClientVersion:     "SSH-2.0-gatewayd",
 	}
