@@ -63,8 +63,8 @@ func dialUpstream(ctx context.Context, t protocol.Target) (*gossh.Client, error)
 		// fraction of ChaCha20-Poly1305's CPU per byte relayed.
 		Config: gossh.Config{Ciphers: []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM,
 			gossh.CipherChaCha20Poly1305, gossh.CipherAES128CTR, gossh.CipherAES256CTR}},
-		Timeout:           timeout,
-		ClientVersion:     "SSH-2.0-gatewayd",
+		Timeout:       timeout,
+		ClientVersion: "SSH-2.0-gatewayd",
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -140,6 +139,17 @@ func (hs *hostSession) closed(id string) {
 	hs.mu.Lock()
 	delete(hs.open, id)
 	hs.mu.Unlock()
+}
+
+// closeOrphansInOrder is closeOrphans after the audit calls the plugin made
+// before it was lost (its last records) and waits for it.
+func (hs *hostSession) closeOrphansInOrder(reason string) {
+	done := make(chan struct{})
+	hs.inOrder(func() {
+		hs.closeOrphans(reason)
+		close(done)
+	})
+	<-done
 }
 
 // closeOrphans ends, in gatewayd's records, the sessions a plugin opened
@@ -380,14 +390,14 @@ func (c *Client) Serve(ctx context.Context, conn net.Conn, host protocol.Host) e
 		return c.lost(hs)
 	case <-timer.C:
 		err := fmt.Errorf("protocolplugin: the plugin did not end the session within %v of its cancellation", cancelGrace)
-		hs.closeOrphans(err.Error())
+		hs.closeOrphansInOrder(err.Error())
 		return err
 	}
 }
 
 // lost ends a session whose plugin died under it.
 func (c *Client) lost(hs *hostSession) error {
-	hs.closeOrphans(c.deadErr.Error())
+	hs.closeOrphansInOrder(c.deadErr.Error())
 	return c.deadErr
 }
 
@@ -488,7 +498,7 @@ func answer(ctx context.Context, hs *hostSession, call *pb.Call) (reply *pb.Repl
 		if r := recover(); r != nil {
 			reply = &pb.Reply{Id: call.Id, Error: &pb.Error{
 				Kind:    pb.Error_KIND_UNAVAILABLE,
-				Message: fmt.Sprintf("%v: gatewayd failed answering the plugin: %v\n%s", protocol.ErrUnavailable, r, debug.Stack()),
+				Message: fmt.Sprintf("%v: gatewayd failed answering the plugin: %v", protocol.ErrUnavailable, r),
 			}}
 		}
 	}()

@@ -58,9 +58,9 @@ func Serve(newHandler func(Config) (protocol.Handler, error)) {
 }
 
 // windowSize is the HTTP/2 flow-control window of the plugin channel, both
-// ways, fixed: gRPC's dynamic windows measure bandwidth with a PING after
-// every burst of data, which on a channel of many small messages doubles
-// the writes.
+// ways, fixed: gRPC's dynamic windows estimate bandwidth with a PING (and
+// its ack) after each burst of data, which on a channel of many small
+// messages means more writes and wakeups in both processes.
 const windowSize = 8 << 20
 
 func serverOptions() []grpc.ServerOption {
