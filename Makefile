@@ -87,6 +87,8 @@ test: deps
 	$(MAKE) --no-print-directory wasm-check || rc=1; \
 	echo "$(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT)"; \
 	$(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT) || rc=1; \
+	echo "GATEWAYD_TEST_POSTGRES_PLUGIN=1 $(GO) test ./plugins/protocols/postgres/ -count=1 (the handler as an external plugin)"; \
+	GATEWAYD_TEST_POSTGRES_PLUGIN=1 $(GO) test ./plugins/protocols/postgres/ -count=1 -timeout $(TEST_TIMEOUT) || rc=1; \
 	echo "cd sdk && $(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT)"; \
 	(cd sdk && $(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT)) || rc=1; \
 	exit $$rc

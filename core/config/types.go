@@ -63,6 +63,9 @@ type PostgresListener struct {
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	// MaxConnections bounds concurrent client connections. Default 1000.
 	MaxConnections int `toml:"max_connections"`
+	// Plugin names a [[plugin]] of kind "protocol" that serves this
+	// listener out of process instead of the built-in handler. Optional.
+	Plugin string `toml:"plugin"`
 }
 
 // SSHListener is the SSH listener.

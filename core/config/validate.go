@@ -183,6 +183,7 @@ func (d *decoder) complete(c *Config, o *options) {
 	d.identities(c)
 	// A secret plugin's name is a scheme connections may use.
 	d.plugins(c, o)
+	d.listenerPlugin(c)
 	d.connections(c, o)
 	d.modules(c, "policy", c.Policy, o)
 	d.modules(c, "masking", c.Masking, o)
@@ -420,6 +421,25 @@ func (d *decoder) connections(c *Config, o *options) {
 		}
 		d.duration(s, "connect_timeout", &cn.ConnectTimeout, DefaultConnectTimeout)
 	}
+}
+
+// listenerPlugin checks that a listener's plugin is a [[plugin]] of kind
+// "protocol".
+func (d *decoder) listenerPlugin(c *Config) {
+	p := c.Listen.Postgres
+	s := scope{path: "listen.postgres"}
+	if p == nil || !d.given(s, "plugin") {
+		return
+	}
+	for _, pl := range c.Plugin {
+		if pl.Name == p.Plugin {
+			if pl.Kind != "protocol" {
+				d.invalid(s, "plugin", "plugin %q is of kind %q, not \"protocol\"", p.Plugin, pl.Kind)
+			}
+			return
+		}
+	}
+	d.invalid(s, "plugin", "no [[plugin]] named %q", p.Plugin)
 }
 
 // sshHostKeys checks that an ssh connection pins its target's host key,

@@ -35,6 +35,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/plugins/secrets/file"
 	"github.com/gatewayd-access/gatewayd/sdk/plugin"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
+	"github.com/gatewayd-access/gatewayd/sdk/protocol/protocolplugin"
 	"github.com/gatewayd-access/gatewayd/sdk/secret"
 	"github.com/gatewayd-access/gatewayd/sdk/secret/secretplugin"
 	modules "github.com/gatewayd-access/gatewayd/wasm"
@@ -45,7 +46,8 @@ import (
 // with (see pluginhost.Options.Sets).
 func PluginSets() map[string]map[int]goplugin.PluginSet {
 	return map[string]map[int]goplugin.PluginSet{
-		plugin.KindSecret: secretplugin.VersionedPlugins(),
+		plugin.KindSecret:   secretplugin.VersionedPlugins(),
+		plugin.KindProtocol: protocolplugin.VersionedPlugins(),
 	}
 }
 
@@ -209,7 +211,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Logger:                 log,
 		}
 		var h protocol.Handler
-		if build := o.handlers[postgres.ProtocolName]; build != nil {
+		if pc.Plugin != "" {
+			p, err := ph.Lookup(pc.Plugin, plugin.KindProtocol)
+			if err != nil {
+				return nil, err
+			}
+			h = newPluginHandler(p, protocolplugin.Config{
+				TLS:                    settings.TLS,
+				AllowCleartextPassword: settings.AllowCleartextPassword,
+				MaxMessageBytes:        settings.MaxMessageBytes,
+				HandshakeTimeout:       settings.HandshakeTimeout,
+				LogLevel:               cfg.Log.Level,
+			}, log)
+		} else if build := o.handlers[postgres.ProtocolName]; build != nil {
 			if h, err = build(settings); err != nil {
 				return nil, fmt.Errorf("building the %s handler: %w", postgres.ProtocolName, err)
 			}

@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,5 +99,41 @@ func TestShutdownEndsSessionsWithAnError(t *testing.T) {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "57P01" || !strings.Contains(pgErr.Message, "shutting down") {
 		t.Fatalf("statement after shutdown: %v", err)
+	}
+}
+
+// A [[plugin]] of kind "protocol" named by [listen.postgres] plugin serves
+// the listener out of process, from gateway.toml alone, and comes back
+// after kill -9.
+func TestListenerServedByConfiguredPlugin(t *testing.T) {
+	bin, sum := pluginBinary(t)
+	e := startGateway(t, `plugin = "pg-external"`+"\n"+fmt.Sprintf(`
+[[plugin]]
+name = "pg-external"
+kind = "protocol"
+path = %q
+sha256 = "%x"
+`, bin, sum))
+	if out := e.mustPSQL("-c", "SELECT current_user, count(*) FROM customers"); out != "app|100" {
+		t.Fatalf("psql through the configured plugin: %q", out)
+	}
+	// The plugin process, not gatewayd, served it.
+	pids, _ := exec.Command("pgrep", "-f", bin).Output()
+	if len(strings.Fields(string(pids))) == 0 {
+		t.Fatalf("no %s process", bin)
+	}
+	for _, pid := range strings.Fields(string(pids)) {
+		_ = exec.Command("kill", "-9", pid).Run()
+	}
+	var out string
+	var err error
+	for i := 0; i < 50; i++ {
+		if out, err = e.psql(aliceToken, e.conninfo("alice", "app-db", "require"), "-c", "SELECT 1"); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil || out != "1" {
+		t.Fatalf("after kill -9 of the plugin: %v %q", err, out)
 	}
 }
