@@ -132,6 +132,12 @@ type Connection struct {
 	// them is required; there is no unverified mode.
 	HostKey    string `toml:"host_key"`
 	KnownHosts string `toml:"known_hosts"`
+	// AllowForward lists the destinations an SSH client may reach from the
+	// target with local port forwarding (ssh -L): "host:port", the host an
+	// IP address, a CIDR block or a name, the port a number or "*".
+	// Link-local destinations are refused whatever the list says. Default:
+	// no forwarding.
+	AllowForward []string `toml:"allow_forward"`
 }
 
 // Module is one [[policy]] or [[masking]] table: a WASM module and where

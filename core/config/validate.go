@@ -397,6 +397,11 @@ func (d *decoder) connections(c *Config, o *options) {
 			}
 		case "ssh":
 			d.sshHostKeys(c, s, cn)
+			for _, f := range cn.AllowForward {
+				if err := CheckForward(f); err != nil {
+					d.invalid(s, "allow_forward", "%v", err)
+				}
+			}
 			if d.given(s, "database") {
 				d.invalid(s, "database", "applies to postgres connections only")
 			}
@@ -463,6 +468,26 @@ func (d *decoder) sshHostKeys(c *Config, s scope, cn *Connection) {
 	case !d.bad[joinKey(s.path, "host_key")] && !d.bad[joinKey(s.path, "known_hosts")]:
 		d.missing(s, "host_key")
 	}
+}
+
+// CheckForward checks an allow_forward entry: "host:port" where host is an
+// IP address, a CIDR block or a name and port a number or "*".
+func CheckForward(f string) error {
+	host, port, err := net.SplitHostPort(f)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q: want host:port, such as \"10.0.0.0/8:5432\" or \"db.internal:*\"", f)
+	}
+	if port != "*" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: the port must be a number from 1 to 65535 or *", f)
+		}
+	}
+	if strings.Contains(host, "/") {
+		if _, _, err := net.ParseCIDR(host); err != nil {
+			return fmt.Errorf("%q: %v", f, err)
+		}
+	}
+	return nil
 }
 
 // KnownHostKeys reads the keys of a known_hosts file, as authorized_keys

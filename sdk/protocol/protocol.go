@@ -133,6 +133,10 @@ type Target struct {
 	// HostKeys are the target's pinned SSH host keys, in authorized_keys
 	// or known_hosts format (SSH only).
 	HostKeys []string
+	// AllowForward are the destinations a client may reach through the
+	// target with port forwarding, "host:port" (SSH only; see
+	// config.Connection.AllowForward).
+	AllowForward []string
 }
 
 // TargetTLS says how to protect the upstream leg.

@@ -148,6 +148,7 @@ type clientConn struct {
 	mu        sync.Mutex
 	sessionID string
 	masking   abi.Subscription
+	forwards  []string // allowed port-forwarding destinations
 	up        *gossh.Client
 	openErr   error // why the session could not be opened, for every channel
 	opened    bool
@@ -195,10 +196,27 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 				c.session(ctx, nc)
 			}()
 		case "direct-tcpip":
-			_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed through gatewayd")
-			if refused++; refused <= 10 {
-				c.event(ctx, "forward.refused", map[string]string{"channel": "direct-tcpip"})
+			// The connection's allow-list is known once the session is
+			// open (it comes with the target).
+			if _, err := c.open(ctx); err != nil || len(c.allowForward()) == 0 {
+				_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed through gatewayd")
+				if refused++; refused <= 10 {
+					c.event(ctx, "forward.refused", map[string]string{"channel": "direct-tcpip"})
+				}
+				continue
 			}
+			select {
+			case c.slots <- struct{}{}:
+			default:
+				_ = nc.Reject(gossh.ResourceShortage, "too many channels open")
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-c.slots }()
+				c.forward(ctx, nc, c.allowForward())
+			}()
 		default:
 			_ = nc.Reject(gossh.UnknownChannelType, "channel type not allowed through gatewayd")
 			if refused++; refused <= 10 {
@@ -239,6 +257,7 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 	}
 	c.sessionID = resp.SessionID
 	c.masking = resp.Masking
+	c.forwards = resp.Target.AllowForward
 	c.log = c.log.With("session", c.sessionID)
 	up, err := dialUpstream(ctx, resp.Target)
 	if err != nil {
@@ -250,6 +269,12 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 	c.up = up
 	c.log.Info("session started")
 	return up, nil
+}
+
+func (c *clientConn) allowForward() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.forwards
 }
 
 func (c *clientConn) close(ctx context.Context) {

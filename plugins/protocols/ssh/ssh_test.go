@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/gatewayd-access/gatewayd/internal/testlog"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -68,7 +69,7 @@ func sha(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func start(t *testing.T, more string) *env {
+func start(t *testing.T, more string, forwards ...string) *env {
 	t.Helper()
 	sshd := sshtest.Start(t)
 	dir := t.TempDir()
@@ -136,6 +137,23 @@ allow_groups = ["dev"]
 		sshd.Addr, sshtest.User, secretFile, sshd.HostKey,
 		sshd.Addr, sshtest.User, pwFile, sshd.HostKey,
 		sshd.Addr, sshtest.User, secretFile, strings.TrimSpace(string(pub))) + more
+	if len(forwards) > 0 {
+		quoted := make([]string, len(forwards))
+		for i, f := range forwards {
+			quoted[i] = fmt.Sprintf("%q", f)
+		}
+		toml += fmt.Sprintf(`
+[[connection]]
+name = "fwd-1"
+protocol = "ssh"
+address = %q
+user = %q
+secret = "file:%s"
+host_key = %q
+allow_groups = ["dev"]
+allow_forward = [%s]
+`, sshd.Addr, sshtest.User, secretFile, sshd.HostKey, strings.Join(quoted, ", "))
+	}
 	path := filepath.Join(dir, "gateway.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
@@ -473,5 +491,56 @@ func TestSFTPOperationsAndRequestsAreAudited(t *testing.T) {
 	joined := strings.Join(reqs, "\n")
 	if !strings.Contains(joined, `"kind":"subsystem","text":"sftp"`) || !strings.Contains(joined, `"text":"exit 7"`) || !strings.Contains(joined, `"tag":"exit 7"`) {
 		t.Errorf("request events:\n%s", joined)
+	}
+}
+
+func TestForwardingFollowsTheAllowList(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	_, echoPort, _ := net.SplitHostPort(echo.Addr().String())
+	e := start(t, "", "127.0.0.1:"+echoPort, "0.0.0.0/0:80")
+	c, err := e.client(t, "fwd-1", e.aliceSigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn, err := c.Dial("tcp", echo.Addr().String())
+	if err != nil {
+		t.Fatalf("allowed forward: %v", err)
+	}
+	if _, err := conn.Write([]byte("ping through the target")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := io.ReadAtLeast(conn, buf, len("ping through the target"))
+	if err != nil || string(buf[:n]) != "ping through the target" {
+		t.Fatalf("echo: %v %q", err, buf[:n])
+	}
+	_ = conn.Close()
+	for _, dest := range []string{"127.0.0.1:1", "169.254.169.254:80", "[fe80::1]:80"} {
+		if _, err := c.Dial("tcp", dest); err == nil {
+			t.Errorf("forward to %s allowed", dest)
+		}
+	}
+	// A connection without allow_forward forwards nothing.
+	w, err := e.client(t, "web-1", e.aliceSigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Dial("tcp", echo.Addr().String()); err == nil {
+		t.Error("web-1 forwarded without allow_forward")
 	}
 }
