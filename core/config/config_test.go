@@ -102,6 +102,9 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/ssh.toml:27: connection[2] ("web-2"): key "host_key": not an SSH public key such as "ssh-ed25519 AAAA..." (ssh-keyscan prints the target's)`,
 			`testdata/ssh.toml:28: connection[2] ("web-2"): key "database": applies to postgres connections only`,
 			`testdata/ssh.toml:36: connection[3] ("web-3"): key "known_hosts": cannot read the known_hosts file: no such file or directory`,
+			`testdata/ssh.toml:37: connection[3] ("web-3"): key "allow_forward": "10.0.0.0/33:22": invalid CIDR address: 10.0.0.0/33`,
+			`testdata/ssh.toml:37: connection[3] ("web-3"): key "allow_forward": "nohost": want host:port, such as "10.0.0.0/8:5432" or "db.internal:*"`,
+			`testdata/ssh.toml:37: connection[3] ("web-3"): key "allow_forward": "db:99999": the port must be a number from 1 to 65535 or *`,
 		}},
 		{"dangling.toml", []string{
 			`testdata/dangling.toml:6: connection[1] ("app-db"): key "protocol": protocol "postgres" has no listener: add a [listen.postgres] table`,
