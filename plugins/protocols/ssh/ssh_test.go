@@ -544,3 +544,24 @@ func TestForwardingFollowsTheAllowList(t *testing.T) {
 		t.Error("web-1 forwarded without allow_forward")
 	}
 }
+
+// Absurd terminal sizes are passed on or refused by the target, never a
+// failure of the gateway.
+func TestHugeTerminalSizes(t *testing.T) {
+	e := start(t, "")
+	c, err := e.client(t, "web-1", e.aliceSigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.RequestPty("xterm", 1<<31-1, 1<<31-1, gossh.TerminalModes{})
+	_ = s.WindowChange(1<<31-1, 1<<31-1)
+	out, err := s.CombinedOutput("echo still here")
+	if err != nil || !strings.Contains(string(out), "still here") {
+		t.Fatalf("after huge sizes: %v %q", err, out)
+	}
+}
