@@ -565,3 +565,62 @@ func TestHugeTerminalSizes(t *testing.T) {
 		t.Fatalf("after huge sizes: %v %q", err, out)
 	}
 }
+
+// badSigner offers a key it cannot sign for: its signatures are garbage.
+type badSigner struct{ pub gossh.PublicKey }
+
+func (b badSigner) PublicKey() gossh.PublicKey { return b.pub }
+
+func (b badSigner) Sign(io.Reader, []byte) (*gossh.Signature, error) {
+	return &gossh.Signature{Format: b.pub.Type(), Blob: make([]byte, 64)}, nil
+}
+
+// A key the client offers but cannot prove gives nothing: x/crypto/ssh ends
+// the connection on a signature that does not verify, before any session,
+// even though the key itself (alice's) would be accepted.
+func TestUnprovenKeyGetsNoSession(t *testing.T) {
+	bobPriv, bobPub := sshtest.NewKey(t)
+	e := start(t, fmt.Sprintf(`
+[[identity.static]]
+name = "bob"
+groups = ["dev"]
+token_sha256 = %q
+ssh_keys = [%q]
+`, sha("bob-token"), strings.TrimSpace(string(bobPub))))
+	bob, err := gossh.ParsePrivateKey(bobPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = gossh.Dial("tcp", e.addr, &gossh.ClientConfig{
+		User:            "web-1",
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(badSigner{e.aliceSigner(t).PublicKey()}, bob)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(),
+		Timeout:         10 * time.Second,
+	})
+	if err == nil {
+		t.Fatal("a connection whose first key's signature does not verify went on")
+	}
+	// bob alone signs in as bob.
+	c, err := e.client(t, "web-1", bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.CombinedOutput("echo in"); err != nil || string(out) != "in\n" {
+		t.Fatalf("session: %v %q", err, out)
+	}
+	_ = c.Close()
+	e.stop()
+	st, err := sqlite.Open(filepath.Join(e.dataDir, "gatewayd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sessions, err := st.Sessions(context.Background(), store.SessionFilter{})
+	if err != nil || len(sessions) != 1 || sessions[0].Identity != "bob" {
+		t.Fatalf("sessions: %+v %v (want one, bob's)", sessions, err)
+	}
+}
