@@ -30,6 +30,22 @@ import (
 
 const aliceToken = "gwt_alice_ssh_token_0123456789"
 
+// sshConnection is an ssh [[connection]] to the test sshd as its user,
+// open to the dev group; extra holds more of its keys.
+func sshConnection(name, addr, secretFile, hostKey string, extra ...string) string {
+	return fmt.Sprintf(`
+[[connection]]
+name = %q
+protocol = "ssh"
+address = %q
+user = %q
+secret = "file:%s"
+host_key = %q
+allow_groups = ["dev"]
+%s
+`, name, addr, sshtest.User, secretFile, hostKey, strings.Join(extra, "\n"))
+}
+
 // env is a gatewayd with an ssh listener in front of a real sshd.
 type env struct {
 	t       *testing.T
@@ -107,52 +123,16 @@ groups = ["dev"]
 token_sha256 = %q
 ssh_keys = [%q]
 
-[[connection]]
-name = "web-1"
-protocol = "ssh"
-address = %q
-user = %q
-secret = "file:%s"
-host_key = %q
-allow_groups = ["dev"]
-
-[[connection]]
-name = "web-2"
-protocol = "ssh"
-address = %q
-user = %q
-secret = "file:%s"
-host_key = %q
-allow_groups = ["dev"]
-
-[[connection]]
-name = "wrong-key"
-protocol = "ssh"
-address = %q
-user = %q
-secret = "file:%s"
-host_key = %q
-allow_groups = ["dev"]
-`, filepath.Join(dir, "data"), filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"), sha(aliceToken), strings.TrimSpace(string(pub)),
-		sshd.Addr, sshtest.User, secretFile, sshd.HostKey,
-		sshd.Addr, sshtest.User, pwFile, sshd.HostKey,
-		sshd.Addr, sshtest.User, secretFile, strings.TrimSpace(string(pub))) + more
+`, filepath.Join(dir, "data"), filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"), sha(aliceToken), strings.TrimSpace(string(pub))) +
+		sshConnection("web-1", sshd.Addr, secretFile, sshd.HostKey) +
+		sshConnection("web-2", sshd.Addr, pwFile, sshd.HostKey) +
+		sshConnection("wrong-key", sshd.Addr, secretFile, strings.TrimSpace(string(pub))) + more
 	if len(forwards) > 0 {
 		quoted := make([]string, len(forwards))
 		for i, f := range forwards {
 			quoted[i] = fmt.Sprintf("%q", f)
 		}
-		toml += fmt.Sprintf(`
-[[connection]]
-name = "fwd-1"
-protocol = "ssh"
-address = %q
-user = %q
-secret = "file:%s"
-host_key = %q
-allow_groups = ["dev"]
-allow_forward = [%s]
-`, sshd.Addr, sshtest.User, secretFile, sshd.HostKey, strings.Join(quoted, ", "))
+		toml += sshConnection("fwd-1", sshd.Addr, secretFile, sshd.HostKey, "allow_forward = ["+strings.Join(quoted, ", ")+"]")
 	}
 	path := filepath.Join(dir, "gateway.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
