@@ -18,6 +18,7 @@ import (
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/gatewayd-access/gatewayd/core/api"
 	"github.com/gatewayd-access/gatewayd/core/audit"
@@ -161,8 +162,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Plugins: cfg.Plugin,
 		Dir:     cfg.Dir(),
 		Sets:    PluginSets(),
-		Audit:   aw,
-		Log:     log.With("component", "plugins"),
+		DialOptions: map[string][]grpc.DialOption{
+			plugin.KindProtocol: protocolplugin.DialOptions(),
+		},
+		Audit: aw,
+		Log:   log.With("component", "plugins"),
 	})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/gatewayd-access/gatewayd/core/audit"
 	"github.com/gatewayd-access/gatewayd/core/config"
@@ -83,6 +84,10 @@ type Options struct {
 	// plugin in them must be a go-plugin GRPCPlugin; the host dispenses the
 	// plugin named by the kind.
 	Sets map[string]map[int]goplugin.PluginSet
+	// DialOptions are extra gRPC dial options per plugin kind (for example
+	// protocolplugin.DialOptions(), fixed flow-control windows for the
+	// protocol transport's stream of small messages). Optional.
+	DialOptions map[string][]grpc.DialOption
 	// Audit records the plugins' lifecycle events. May be nil.
 	Audit Auditor
 	// Log receives the host's logs and the plugins'. May be nil.

@@ -280,6 +280,7 @@ func (p *Plugin) launch() (*Instance, error) {
 		Logger:           logger,
 		SyncStdout:       newLineLogger(p.log, "stdout"),
 		SyncStderr:       newLineLogger(p.log, "stderr"),
+		GRPCDialOptions:  p.h.opts.DialOptions[p.cfg.Kind],
 	})
 	rpc, err := client.Client()
 	if err != nil {
