@@ -259,26 +259,35 @@ func (h *handler) sessions(w http.ResponseWriter, r *http.Request, c *caller) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// session answers a SessionDetail. The statements are streamed as they are
-// read from the store, so that a session of millions of statements does not
-// have to fit in memory.
-// recording serves a session's recording as it is stored (asciicast v2),
-// to an admin or the session's own identity.
-func (h *handler) recording(w http.ResponseWriter, r *http.Request, c *caller) {
+// visibleSession reads the session of the request's {id} when the caller
+// may see it (an admin, or the session's own identity); otherwise it answers
+// the request itself, the same 404 for a missing session and someone else's.
+func (h *handler) visibleSession(w http.ResponseWriter, r *http.Request, c *caller) (store.Session, bool) {
 	id := r.PathValue("id")
 	s, err := h.st.Session(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, errNoSession)
-		return
+		return s, false
 	case err != nil:
 		c.log.Error("api: reading session", "session", id, "error", err)
 		writeError(w, http.StatusInternalServerError, "reading the session failed")
-		return
+		return s, false
 	case !c.admin && s.Identity != c.id.Name:
 		writeError(w, http.StatusNotFound, errNoSession)
+		return s, false
+	}
+	return s, true
+}
+
+// recording serves a session's recording as it is stored (asciicast v2),
+// to an admin or the session's own identity.
+func (h *handler) recording(w http.ResponseWriter, r *http.Request, c *caller) {
+	s, ok := h.visibleSession(w, r, c)
+	if !ok {
 		return
 	}
+	id := s.ID
 	if h.recs == "" {
 		writeError(w, http.StatusNotFound, "the session has no recording")
 		return
@@ -301,21 +310,15 @@ func (h *handler) recording(w http.ResponseWriter, r *http.Request, c *caller) {
 	}
 }
 
+// session answers a SessionDetail. The statements are streamed as they are
+// read from the store, so that a session of millions of statements does not
+// have to fit in memory.
 func (h *handler) session(w http.ResponseWriter, r *http.Request, c *caller) {
-	id := r.PathValue("id")
-	s, err := h.st.Session(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, errNoSession)
-		return
-	case err != nil:
-		c.log.Error("api: reading session", "session", id, "error", err)
-		writeError(w, http.StatusInternalServerError, "reading the session failed")
-		return
-	case !c.admin && s.Identity != c.id.Name:
-		writeError(w, http.StatusNotFound, errNoSession)
+	s, ok := h.visibleSession(w, r, c)
+	if !ok {
 		return
 	}
+	id := s.ID
 
 	sw := &startedWriter{w: w, header: func() {
 		setJSONHeaders(w)
