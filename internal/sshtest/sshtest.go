@@ -56,8 +56,8 @@ func Start(t testing.TB) *Server {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	hostKey, hostPub := newKey(t)
-	clientKey, clientPub := newKey(t)
+	hostKey, hostPub := NewKey(t)
+	clientKey, clientPub := NewKey(t)
 	write := func(name string, data []byte, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, mode); err != nil {
@@ -139,9 +139,9 @@ func ensureUser(t testing.TB) string {
 	return u.HomeDir
 }
 
-// newKey makes an ed25519 key: the private key in OpenSSH PEM and the
+// NewKey makes an ed25519 key pair: the private key in OpenSSH PEM and the
 // public key as an authorized_keys line.
-func newKey(t testing.TB) (priv, pub []byte) {
+func NewKey(t testing.TB) (priv, pub []byte) {
 	t.Helper()
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -157,10 +157,6 @@ func newKey(t testing.TB) (priv, pub []byte) {
 	}
 	return pem.EncodeToMemory(block), ssh.MarshalAuthorizedKey(signer.PublicKey())
 }
-
-// NewKey makes a client key pair for tests: the private key in OpenSSH PEM
-// and the public key as an authorized_keys line.
-func NewKey(t testing.TB) (priv, pub []byte) { return newKey(t) }
 
 func randomBytes(t testing.TB, n int) []byte {
 	b := make([]byte, n)

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +22,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/gateway"
 	"github.com/gatewayd-access/gatewayd/internal/pgtest"
+	"github.com/gatewayd-access/gatewayd/internal/testlog"
 )
 
 // Fixed test identities and the upstream credentials gatewayd injects.
@@ -125,24 +125,6 @@ CREATE TABLE secrets_vault (id int);`},
 	return nil
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a running gatewayd in front of the test clusters.
 type env struct {
 	t       testing.TB
@@ -150,7 +132,7 @@ type env struct {
 	addr    string // postgres listener
 	apiAddr string
 	dataDir string
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	cfg     *config.Config
 	// plugin is the external handler process, nil when the handler is
 	// built in (plugin_harness_test.go).
@@ -265,7 +247,7 @@ func startGatewayWith(t testing.TB, listenExtra, more string) *env {
 func startGatewayMode(t testing.TB, listenExtra, more string, external bool) *env {
 	t.Helper()
 	cfg := testConfig(t, listenExtra, more)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts, plugin := handlerOptions(t, external, logs)
 	ctx, cancel := context.WithCancel(context.Background())

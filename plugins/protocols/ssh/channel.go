@@ -171,7 +171,6 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 	case <-ctx.Done():
 	}
 	// The target's output is all out: its exit status follows it.
-	time.Sleep(0)
 	_ = s.uch.Close()
 	wg.Wait()
 	exitMu.Lock()
