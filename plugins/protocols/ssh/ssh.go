@@ -91,13 +91,19 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 	cfg := &gossh.ServerConfig{
 		ServerVersion: "SSH-2.0-gatewayd",
 		MaxAuthTries:  6,
-		// Called for a key offered without a signature too: x/crypto/ssh
-		// uses the Permissions of the call whose signature it then
-		// verifies, and only those become sconn.Permissions.
+		// Called for a key offered without a signature too, so it only
+		// says "prove it": the identity comes from
+		// VerifiedPublicKeyCallback, after the signature has been checked,
+		// and only from the authentication that succeeded. Answering every
+		// key alike also tells a prober nothing about which keys are
+		// registered.
 		PublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 			if _, ok := key.(*gossh.Certificate); ok {
 				return nil, errors.New("certificates are not accepted")
 			}
+			return nil, nil
+		},
+		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 			return auth(protocol.AuthenticateRequest{PublicKey: gossh.MarshalAuthorizedKey(key)})
 		},
 		PasswordCallback: func(_ gossh.ConnMetadata, pw []byte) (*gossh.Permissions, error) {

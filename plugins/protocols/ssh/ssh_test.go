@@ -604,3 +604,61 @@ ssh_keys = [%q]
 		t.Fatalf("sessions: %+v %v (want one, bob's)", sessions, err)
 	}
 }
+
+// OpenSSH offers alice's key without a signature (it holds only the public
+// half), cannot sign with it, and goes on to bob's key: the session is
+// bob's, and nothing records alice as signed in.
+func TestIdentityComesFromTheKeyThatSigned(t *testing.T) {
+	bobPriv, bobPub := sshtest.NewKey(t)
+	e := start(t, fmt.Sprintf(`
+[[identity.static]]
+name = "bob"
+groups = ["dev"]
+token_sha256 = %q
+ssh_keys = [%q]
+`, sha("bob-token"), strings.TrimSpace(string(bobPub))))
+	dir := t.TempDir()
+	alicePub := filepath.Join(dir, "alice.pub")
+	if err := os.WriteFile(alicePub, gossh.MarshalAuthorizedKey(e.aliceSigner(t).PublicKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bobKey := filepath.Join(dir, "bob")
+	if err := os.WriteFile(bobKey, bobPriv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(e.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ssh", "-p", port, "-i", alicePub, "-i", bobKey,
+		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-v",
+		"web-1@127.0.0.1", "echo signed in")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "signed in\n") {
+		t.Fatalf("ssh: %v\n%s", err, out)
+	}
+	// The client did offer alice's key first.
+	if !strings.Contains(string(out), "Offering public key: "+alicePub) {
+		t.Fatalf("ssh did not offer alice's key first:\n%s", out)
+	}
+	e.stop()
+	st, err := sqlite.Open(filepath.Join(e.dataDir, "gatewayd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var auths []string
+	err = st.Events(context.Background(), store.EventFilter{}, func(ev store.Event) error {
+		if strings.HasPrefix(ev.Kind, "auth.") {
+			auths = append(auths, ev.Kind+" "+ev.Identity)
+		}
+		return nil
+	})
+	if err != nil || strings.Join(auths, ",") != "auth.ok bob" {
+		t.Errorf("auth events: %q %v, want only bob's auth.ok", auths, err)
+	}
+	sessions, err := st.Sessions(context.Background(), store.SessionFilter{})
+	if err != nil || len(sessions) != 1 || sessions[0].Identity != "bob" {
+		t.Fatalf("sessions: %+v %v (want one, bob's)", sessions, err)
+	}
+}
