@@ -105,6 +105,7 @@ func TestLoadErrors(t *testing.T) {
 			`testdata/ssh.toml:37: connection[3] ("web-3"): key "allow_forward": "10.0.0.0/33:22": invalid CIDR address: 10.0.0.0/33`,
 			`testdata/ssh.toml:37: connection[3] ("web-3"): key "allow_forward": "nohost": want host:port, such as "10.0.0.0/8:5432" or "db.internal:*"`,
 			`testdata/ssh.toml:37: connection[3] ("web-3"): key "allow_forward": "db:99999": the port must be a number from 1 to 65535 or *`,
+			`testdata/ssh.toml:38: connection[3] ("web-3"): key "allow_remote_forward": "localhost": want host:port, such as "10.0.0.0/8:5432" or "db.internal:*"`,
 		}},
 		{"dangling.toml", []string{
 			`testdata/dangling.toml:6: connection[1] ("app-db"): key "protocol": protocol "postgres" has no listener: add a [listen.postgres] table`,

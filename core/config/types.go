@@ -138,6 +138,13 @@ type Connection struct {
 	// Link-local destinations are refused whatever the list says. Default:
 	// no forwarding.
 	AllowForward []string `toml:"allow_forward"`
+	// AllowRemoteForward lists the addresses an SSH client may have the
+	// target listen on with remote port forwarding (ssh -R), connections
+	// to which come back to the client: "host:port" as the client asks for
+	// it, the host an IP address, a CIDR block or a name ("localhost"),
+	// the port a number or "*" (which alone allows port 0, "any free
+	// port"). Default: no remote forwarding.
+	AllowRemoteForward []string `toml:"allow_remote_forward"`
 }
 
 // Module is one [[policy]] or [[masking]] table: a WASM module and where

@@ -390,7 +390,7 @@ func (d *decoder) connections(c *Config, o *options) {
 		switch cn.Protocol {
 		case "postgres":
 			d.required(s, "database", cn.Database)
-			for _, k := range []string{"host_key", "known_hosts"} {
+			for _, k := range []string{"host_key", "known_hosts", "allow_forward", "allow_remote_forward"} {
 				if d.given(s, k) {
 					d.invalid(s, k, "applies to ssh connections only")
 				}
@@ -400,6 +400,11 @@ func (d *decoder) connections(c *Config, o *options) {
 			for _, f := range cn.AllowForward {
 				if err := CheckForward(f); err != nil {
 					d.invalid(s, "allow_forward", "%v", err)
+				}
+			}
+			for _, f := range cn.AllowRemoteForward {
+				if err := CheckForward(f); err != nil {
+					d.invalid(s, "allow_remote_forward", "%v", err)
 				}
 			}
 			if d.given(s, "database") {

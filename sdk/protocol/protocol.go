@@ -137,6 +137,10 @@ type Target struct {
 	// target with port forwarding, "host:port" (SSH only; see
 	// config.Connection.AllowForward).
 	AllowForward []string
+	// AllowRemoteForward are the addresses a client may have the target
+	// listen on, "host:port" (SSH only; see
+	// config.Connection.AllowRemoteForward).
+	AllowRemoteForward []string
 }
 
 // TargetTLS says how to protect the upstream leg.

@@ -151,10 +151,16 @@ type clientConn struct {
 	addr     string
 	slots    chan struct{}
 
+	remoteOnce sync.Once      // serving the target's forwarded-tcpip channels
+	remoteWG   sync.WaitGroup // forwarded-tcpip channels being relayed
+
 	mu        sync.Mutex
 	sessionID string
 	masking   abi.Subscription
-	forwards  []string // allowed port-forwarding destinations
+	forwards  []string        // allowed port-forwarding destinations
+	remotes   []string        // allowed remote-forwarding listen addresses
+	remote    map[string]bool // remote forwards set up, "host:port"
+	closing   bool            // no new forwarded channels
 	up        *gossh.Client
 	openErr   error // why the session could not be opened, for every channel
 	opened    bool
@@ -166,13 +172,18 @@ type clientConn struct {
 func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request) error {
 	go func() {
 		for req := range reqs {
-			// Global requests: tcpip-forward and the like are refused;
-			// keepalives get the negative answer OpenSSH expects.
-			if req.Type == "tcpip-forward" || req.Type == "cancel-tcpip-forward" {
-				c.event(ctx, "forward.refused", map[string]string{"request": req.Type})
-			}
-			if req.WantReply {
-				_ = req.Reply(false, nil)
+			// Global requests, answered in order: remote forwarding as
+			// the connection allows; anything else (keepalives among
+			// them) gets the negative answer OpenSSH expects.
+			switch req.Type {
+			case "tcpip-forward":
+				c.tcpipForward(ctx, req)
+			case "cancel-tcpip-forward":
+				c.cancelTCPIPForward(ctx, req)
+			default:
+				if req.WantReply {
+					_ = req.Reply(false, nil)
+				}
 			}
 		}
 	}()
@@ -264,6 +275,7 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 	c.sessionID = resp.SessionID
 	c.masking = resp.Masking
 	c.forwards = resp.Target.AllowForward
+	c.remotes = resp.Target.AllowRemoteForward
 	c.log = c.log.With("session", c.sessionID)
 	up, err := dialUpstream(ctx, resp.Target)
 	if err != nil {
@@ -283,12 +295,23 @@ func (c *clientConn) allowForward() []string {
 	return c.forwards
 }
 
-func (c *clientConn) close(ctx context.Context) {
+func (c *clientConn) allowRemoteForward() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.up != nil {
-		_ = c.up.Close()
+	return c.remotes
+}
+
+func (c *clientConn) close(ctx context.Context) {
+	c.mu.Lock()
+	c.closing = true
+	up := c.up
+	c.mu.Unlock()
+	if up != nil {
+		_ = up.Close()
 	}
+	c.remoteWG.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.sessionID == "" {
 		return
 	}

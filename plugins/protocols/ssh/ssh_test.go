@@ -1,6 +1,7 @@
 package ssh_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,7 +134,8 @@ ssh_keys = [%q]
 		for i, f := range forwards {
 			quoted[i] = fmt.Sprintf("%q", f)
 		}
-		toml += sshConnection("fwd-1", sshd.Addr, secretFile, sshd.HostKey, "allow_forward = ["+strings.Join(quoted, ", ")+"]")
+		toml += sshConnection("fwd-1", sshd.Addr, secretFile, sshd.HostKey, "allow_forward = ["+strings.Join(quoted, ", ")+"]",
+			`allow_remote_forward = ["127.0.0.1:*"]`)
 	}
 	path := filepath.Join(dir, "gateway.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
@@ -514,6 +517,57 @@ func TestForwardingFollowsTheAllowList(t *testing.T) {
 			t.Errorf("forward to %s allowed", dest)
 		}
 	}
+
+	// Remote forwarding: the target listens, its connections come back.
+	l, err := c.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("allowed remote forward: %v", err)
+	}
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer conn.Close(); _, _ = io.Copy(conn, conn) }()
+		}
+	}()
+	echoOver(t, l.Addr().String(), "back through the target")
+	if err := l.Close(); err != nil {
+		t.Errorf("cancelling the remote forward: %v", err)
+	}
+	for _, listen := range []string{"0.0.0.0:0", "localhost:0"} {
+		if l, err := c.Listen("tcp", listen); err == nil {
+			_ = l.Close()
+			t.Errorf("remote forward on %s allowed", listen)
+		}
+	}
+	// OpenSSH's ssh -R, port chosen by the target.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ssh", append(e.sshArgs("ssh"), "-N", "-o", "ExitOnForwardFailure=yes",
+		"-R", "127.0.0.1:0:"+echo.Addr().String(), "fwd-1@127.0.0.1")...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// INFO, for the allocated port.
+	cmd.Args[slices.Index(cmd.Args, "LogLevel=ERROR")] = "LogLevel=INFO"
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var port int
+	var said []string
+	for sc := bufio.NewScanner(stderr); port == 0 && sc.Scan(); {
+		said = append(said, sc.Text())
+		_, _ = fmt.Sscanf(sc.Text(), "Allocated port %d for remote forward", &port)
+	}
+	if port == 0 {
+		t.Fatalf("ssh -R said no allocated port:\n%s", strings.Join(said, "\n"))
+	}
+	echoOver(t, fmt.Sprintf("127.0.0.1:%d", port), "ssh -R through gatewayd")
+
 	// A connection without allow_forward forwards nothing.
 	w, err := e.client(t, "web-1", e.aliceSigner(t))
 	if err != nil {
@@ -522,6 +576,38 @@ func TestForwardingFollowsTheAllowList(t *testing.T) {
 	defer w.Close()
 	if _, err := w.Dial("tcp", echo.Addr().String()); err == nil {
 		t.Error("web-1 forwarded without allow_forward")
+	}
+	if l, err := w.Listen("tcp", "127.0.0.1:0"); err == nil {
+		_ = l.Close()
+		t.Error("web-1 remote-forwarded without allow_remote_forward")
+	}
+	var kinds []string
+	for _, ev := range e.events("protocol") {
+		kinds = append(kinds, ev[1])
+	}
+	joined := strings.Join(kinds, "\n")
+	for _, want := range []string{`"forward.listening"`, `"forward.cancelled"`, `"forward.opened"`, `"forward.refused"`, `"listen":"0.0.0.0:0"`, `"originator":"127.0.0.1:`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no %s event in %s", want, joined)
+		}
+	}
+}
+
+// echoOver connects to an echo service at addr and checks a round trip.
+func echoOver(t *testing.T, addr, msg string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("dialing %s: %v", addr, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
+		t.Fatalf("echo over %s: %v %q", addr, err, buf)
 	}
 }
 
