@@ -76,6 +76,12 @@ type SSHListener struct {
 	HostKeyFile string `toml:"host_key_file"`
 	// HandshakeTimeout bounds key exchange and authentication. Default 30s.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// Ciphers are the ciphers clients may use, by their SSH names.
+	// Default: AES-GCM only, which AES instructions make the cheapest to
+	// relay; add "aes128-ctr" or "chacha20-poly1305@openssh.com" for
+	// clients without AES-GCM (OpenSSH has it since 6.2, PuTTY since
+	// 0.76), at a cost in throughput.
+	Ciphers []string `toml:"ciphers"`
 	// MaxConnections bounds concurrent client connections. Default 1000.
 	MaxConnections int `toml:"max_connections"`
 }

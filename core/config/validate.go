@@ -41,6 +41,9 @@ const (
 	DefaultPluginTimeout       = 10 * time.Second // start_timeout and call_timeout
 )
 
+// DefaultSSHCiphers are the ciphers the SSH listener accepts by default.
+var DefaultSSHCiphers = []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM}
+
 // Bounds of modules.memory_limit.
 const (
 	minMemoryLimit = 4 * MiB
@@ -277,6 +280,17 @@ func (d *decoder) listeners(c *Config) {
 			l.HostKeyFile = filepath.Join(c.dir(), l.HostKeyFile)
 		}
 		d.duration(s, "handshake_timeout", &l.HandshakeTimeout, DefaultSSHHandshakeTimeout)
+		if d.absent(s, "ciphers") {
+			l.Ciphers = slices.Clone(DefaultSSHCiphers)
+		}
+		for _, name := range l.Ciphers {
+			if !slices.Contains(ssh.SupportedAlgorithms().Ciphers, name) {
+				d.invalid(s, "ciphers", "unknown or insecure cipher %q (known: %s)", name, strings.Join(ssh.SupportedAlgorithms().Ciphers, ", "))
+			}
+		}
+		if d.given(s, "ciphers") && len(l.Ciphers) == 0 {
+			d.invalid(s, "ciphers", "must not be empty")
+		}
 		d.positive(s, "max_connections", &l.MaxConnections, DefaultMaxConnections)
 	}
 	if a := c.Listen.API; a != nil {

@@ -26,6 +26,7 @@ func (g *Gateway) bindSSH(sc *config.SSHListener, log *slog.Logger) error {
 	h, err := sshproto.New(sshproto.Options{
 		HostKeys:         []gossh.Signer{key},
 		HandshakeTimeout: sc.HandshakeTimeout.Duration,
+		Ciphers:          sc.Ciphers,
 		Logger:           log,
 	})
 	if err != nil {
