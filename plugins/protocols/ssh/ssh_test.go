@@ -431,6 +431,21 @@ func TestBadInputKeepsTheGatewayServing(t *testing.T) {
 		t.Fatal("a certificate was accepted as a key")
 	}
 
+	// A packet announcing 2 GiB before the key exchange ends that
+	// connection, at once, and nothing else.
+	huge, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer huge.Close()
+	_ = huge.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := huge.Write([]byte("SSH-2.0-probe\r\n\x7f\xff\xff\xff\x04")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, huge); err != nil {
+		t.Fatalf("a 2 GiB packet left the connection hanging: %v", err)
+	}
+
 	// A client that connects and stalls in the key exchange is cut off
 	// at the handshake timeout, and others are served meanwhile.
 	stalled, err := net.Dial("tcp", e.addr)
