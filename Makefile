@@ -100,6 +100,9 @@ lint: $(STATICCHECK)
 	echo "== gofmt -l"; \
 	unformatted=$$(find . -type f -name '*.go' -not -path './bin/*' -not -path './.demo/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "these files need gofmt -w:"; echo "$$unformatted"; rc=1; fi; \
+	echo "== no executables tracked (built .wasm modules are checked by make wasm-check)"; \
+	binaries=$$(git ls-files -z | xargs -0 -r grep -l -m1 -P '\A\x7fELF' 2>/dev/null || true); \
+	if [ -n "$$binaries" ]; then echo "these tracked files are executables; remove them with git rm --cached:"; echo "$$binaries"; rc=1; fi; \
 	for mod in $(MODULES); do \
 		echo "== $$mod: go vet"; (cd $$mod && $(GO) vet ./...) || rc=1; \
 		echo "== $$mod: staticcheck"; (cd $$mod && $(STATICCHECK) ./...) || rc=1; \
