@@ -34,12 +34,13 @@ WASM_BUILD   := GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpat
 
 .PHONY: build deps test lint demo bench fuzz clean wasm wasm-check proto
 
-## build: bin/gatewayd, bin/gatewayctl and the external plugins (bin/gatewayd-secret-sops, bin/gatewayd-postgres)
+## build: bin/gatewayd, bin/gatewayctl and the external plugins (bin/gatewayd-secret-sops, bin/gatewayd-postgres, bin/gatewayd-ssh)
 build:
 	$(GO) build -o bin/gatewayd ./cmd/gatewayd
 	$(GO) build -o bin/gatewayctl ./cmd/gatewayctl
 	$(GO) build -o bin/gatewayd-secret-sops ./cmd/gatewayd-secret-sops
 	$(GO) build -o bin/gatewayd-postgres ./cmd/gatewayd-postgres
+	$(GO) build -o bin/gatewayd-ssh ./cmd/gatewayd-ssh
 
 ## proto: regenerate the SDK's gRPC code from sdk/proto (generated code is committed)
 # protoc from Debian's protobuf-compiler (installed when missing), the Go
@@ -89,6 +90,8 @@ test: deps
 	$(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT) || rc=1; \
 	echo "GATEWAYD_TEST_POSTGRES_PLUGIN=1 $(GO) test ./plugins/protocols/postgres/ -count=1 (the handler as an external plugin)"; \
 	GATEWAYD_TEST_POSTGRES_PLUGIN=1 $(GO) test ./plugins/protocols/postgres/ -count=1 -timeout $(TEST_TIMEOUT) || rc=1; \
+	echo "GATEWAYD_TEST_SSH_PLUGIN=1 $(GO) test ./plugins/protocols/ssh/ -count=1 (the handler as an external plugin)"; \
+	GATEWAYD_TEST_SSH_PLUGIN=1 $(GO) test ./plugins/protocols/ssh/ -count=1 -timeout $(TEST_TIMEOUT) || rc=1; \
 	echo "cd sdk && $(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT)"; \
 	(cd sdk && $(GO) test ./... -count=1 -timeout $(TEST_TIMEOUT)) || rc=1; \
 	exit $$rc

@@ -76,14 +76,18 @@ type SSHListener struct {
 	HostKeyFile string `toml:"host_key_file"`
 	// HandshakeTimeout bounds key exchange and authentication. Default 30s.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// MaxConnections bounds concurrent client connections. Default 1000.
+	MaxConnections int `toml:"max_connections"`
+	// Plugin names a [[plugin]] of kind "protocol" (cmd/gatewayd-ssh, or
+	// another SSH handler) that serves this listener out of process
+	// instead of the built-in handler. Optional.
+	Plugin string `toml:"plugin"`
 	// Ciphers are the ciphers clients may use, by their SSH names.
 	// Default: AES-GCM only, which AES instructions make the cheapest to
 	// relay; add "aes128-ctr" or "chacha20-poly1305@openssh.com" for
 	// clients without AES-GCM (OpenSSH has it since 6.2, PuTTY since
 	// 0.76), at a cost in throughput.
 	Ciphers []string `toml:"ciphers"`
-	// MaxConnections bounds concurrent client connections. Default 1000.
-	MaxConnections int `toml:"max_connections"`
 }
 
 // APIListener is the HTTP API for gatewayctl, /healthz and /metrics.

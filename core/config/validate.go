@@ -186,7 +186,7 @@ func (d *decoder) complete(c *Config, o *options) {
 	d.identities(c)
 	// A secret plugin's name is a scheme connections may use.
 	d.plugins(c, o)
-	d.listenerPlugin(c)
+	d.listenerPlugins(c)
 	d.connections(c, o)
 	d.modules(c, "policy", c.Policy, o)
 	d.modules(c, "masking", c.Masking, o)
@@ -447,23 +447,30 @@ func (d *decoder) connections(c *Config, o *options) {
 	}
 }
 
-// listenerPlugin checks that a listener's plugin is a [[plugin]] of kind
+// listenerPlugins checks that a listener's plugin is a [[plugin]] of kind
 // "protocol".
-func (d *decoder) listenerPlugin(c *Config) {
-	p := c.Listen.Postgres
-	s := scope{path: "listen.postgres"}
-	if p == nil || !d.given(s, "plugin") {
+func (d *decoder) listenerPlugins(c *Config) {
+	if p := c.Listen.Postgres; p != nil {
+		d.listenerPlugin(c, scope{path: "listen.postgres"}, p.Plugin)
+	}
+	if p := c.Listen.SSH; p != nil {
+		d.listenerPlugin(c, scope{path: "listen.ssh"}, p.Plugin)
+	}
+}
+
+func (d *decoder) listenerPlugin(c *Config, s scope, name string) {
+	if !d.given(s, "plugin") {
 		return
 	}
 	for _, pl := range c.Plugin {
-		if pl.Name == p.Plugin {
+		if pl.Name == name {
 			if pl.Kind != "protocol" {
-				d.invalid(s, "plugin", "plugin %q is of kind %q, not \"protocol\"", p.Plugin, pl.Kind)
+				d.invalid(s, "plugin", "plugin %q is of kind %q, not \"protocol\"", name, pl.Kind)
 			}
 			return
 		}
 	}
-	d.invalid(s, "plugin", "no [[plugin]] named %q", p.Plugin)
+	d.invalid(s, "plugin", "no [[plugin]] named %q", name)
 }
 
 // sshHostKeys checks that an ssh connection pins its target's host key,

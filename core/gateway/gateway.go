@@ -245,7 +245,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 	}
 	if sc := cfg.Listen.SSH; sc != nil {
-		if err := g.bindSSH(sc, log); err != nil {
+		if err := g.bindSSH(sc, ph, cfg.Log.Level, log); err != nil {
 			return nil, err
 		}
 	}

@@ -104,12 +104,14 @@ func start(t *testing.T, more string, forwards ...string) *env {
 	if err := os.WriteFile(pwFile, []byte(sshd.Password), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	listenerKey, pluginTable := pluginConfig(t)
 	toml := fmt.Sprintf(`
 [gateway]
 data_dir = %q
 
 [listen.ssh]
 address = "127.0.0.1:0"
+%s
 
 [listen.api]
 address = "127.0.0.1:0"
@@ -125,7 +127,7 @@ groups = ["dev"]
 token_sha256 = %q
 ssh_keys = [%q]
 
-`, filepath.Join(dir, "data"), filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"), sha(aliceToken), strings.TrimSpace(string(pub))) +
+`, filepath.Join(dir, "data"), listenerKey, filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"), sha(aliceToken), strings.TrimSpace(string(pub))) + pluginTable +
 		sshConnection("web-1", sshd.Addr, secretFile, sshd.HostKey) +
 		sshConnection("web-2", sshd.Addr, pwFile, sshd.HostKey) +
 		sshConnection("wrong-key", sshd.Addr, secretFile, strings.TrimSpace(string(pub))) + more

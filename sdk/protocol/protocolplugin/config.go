@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	gwplugin "github.com/gatewayd-access/gatewayd/sdk/plugin"
 	pb "github.com/gatewayd-access/gatewayd/sdk/protocol/internal/protocolv1"
 )
 
@@ -40,6 +41,13 @@ type Config struct {
 	// LogLevel is the level of the plugin's logs: "debug", "info" (the
 	// default), "warn" or "error".
 	LogLevel string
+	// SSHHostKeys are an SSH handler's own host keys, each an OpenSSH
+	// private key (PEM). The plugin's copy of the bytes is cleared once
+	// its handler is built.
+	SSHHostKeys [][]byte
+	// SSHCiphers are the ciphers an SSH handler accepts from clients;
+	// nil means the handler's default.
+	SSHCiphers []string
 
 	// Logger is set in the plugin only: JSON lines to the plugin's stderr,
 	// which go-plugin hands to gatewayd, at LogLevel.
@@ -54,6 +62,8 @@ func (c Config) encode() (*pb.ConfigureRequest, error) {
 		HandshakeTimeoutNanos:  int64(c.HandshakeTimeout),
 		CallTimeoutNanos:       int64(c.CallTimeout),
 		LogLevel:               c.LogLevel,
+		SshHostKeys:            c.SSHHostKeys,
+		SshCiphers:             c.SSHCiphers,
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return nil, err
@@ -87,7 +97,9 @@ func decodeConfig(req *pb.ConfigureRequest, logOut io.Writer) (Config, error) {
 		HandshakeTimeout:       time.Duration(req.HandshakeTimeoutNanos),
 		CallTimeout:            time.Duration(req.CallTimeoutNanos),
 		LogLevel:               req.LogLevel,
-		Logger:                 slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})),
+		SSHHostKeys:            req.SshHostKeys,
+		SSHCiphers:             req.SshCiphers,
+		Logger:                 slog.New(gwplugin.NewLogHandler(logOut, level)),
 	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = DefaultCallTimeout

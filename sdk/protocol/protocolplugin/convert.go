@@ -52,10 +52,12 @@ func openSessionRespToPB(r *protocol.OpenSessionResponse) *pb.OpenSessionRespons
 		SessionId: r.SessionID,
 		Target: &pb.Target{
 			Connection: t.Connection, Address: t.Address, Database: t.Database, User: t.User,
-			Credential:       []byte(t.Credential.Reveal()),
-			Tls:              &pb.TargetTLS{Mode: t.TLS.Mode, CaFile: t.TLS.CAFile, ServerName: t.TLS.ServerName},
-			DialTimeoutNanos: int64(t.DialTimeout),
-			HostKeys:         t.HostKeys,
+			Credential:         []byte(t.Credential.Reveal()),
+			Tls:                &pb.TargetTLS{Mode: t.TLS.Mode, CaFile: t.TLS.CAFile, ServerName: t.TLS.ServerName},
+			DialTimeoutNanos:   int64(t.DialTimeout),
+			HostKeys:           t.HostKeys,
+			AllowForward:       t.AllowForward,
+			AllowRemoteForward: t.AllowRemoteForward,
 		},
 		Policy:  r.Policy,
 		Masking: uint32(r.Masking),
@@ -67,9 +69,11 @@ func openSessionRespFromPB(r *pb.OpenSessionResponse) *protocol.OpenSessionRespo
 	if t := r.Target; t != nil {
 		resp.Target = protocol.Target{
 			Connection: t.Connection, Address: t.Address, Database: t.Database, User: t.User,
-			Credential:  secret.NewValue(t.Credential),
-			DialTimeout: time.Duration(t.DialTimeoutNanos),
-			HostKeys:    t.HostKeys,
+			Credential:         secret.NewValue(t.Credential),
+			DialTimeout:        time.Duration(t.DialTimeoutNanos),
+			HostKeys:           t.HostKeys,
+			AllowForward:       t.AllowForward,
+			AllowRemoteForward: t.AllowRemoteForward,
 		}
 		clear(t.Credential)
 		if t.Tls != nil {

@@ -2,6 +2,7 @@ package protocolplugin_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -67,8 +68,14 @@ func (h *scriptHandler) Serve(ctx context.Context, conn net.Conn, host protocol.
 		case "addr":
 			say("%s", conn.RemoteAddr())
 		case "config":
-			say("cleartext=%v max=%d handshake=%v call=%v level=%s", h.cfg.AllowCleartextPassword, h.cfg.MaxMessageBytes,
-				h.cfg.HandshakeTimeout, h.cfg.CallTimeout, h.cfg.LogLevel)
+			// The SSH host keys' bytes are cleared once the handler is
+			// built.
+			cleared := true
+			for _, k := range h.cfg.SSHHostKeys {
+				cleared = cleared && len(k) > 0 && bytes.Count(k, []byte{0}) == len(k)
+			}
+			say("cleartext=%v max=%d handshake=%v call=%v level=%s sshkeys=%d cleared=%v ciphers=%s", h.cfg.AllowCleartextPassword, h.cfg.MaxMessageBytes,
+				h.cfg.HandshakeTimeout, h.cfg.CallTimeout, h.cfg.LogLevel, len(h.cfg.SSHHostKeys), cleared, strings.Join(h.cfg.SSHCiphers, ","))
 		case "starttls":
 			say("ok")
 			tc := tls.Server(conn, h.cfg.TLS)
@@ -113,8 +120,8 @@ func (h *scriptHandler) Serve(ctx context.Context, conn net.Conn, host protocol.
 				continue
 			}
 			t := resp.Target
-			say("session %s %s %s %s %s %s %v %v %d %s", resp.SessionID, t.Address, t.Database, t.User, t.Credential.Reveal(), t.TLS.Mode,
-				t.DialTimeout, resp.Policy, resp.Masking, strings.Join(t.HostKeys, "|"))
+			say("session %s %s %s %s %s %s %v %v %d %s fwd=%s rfwd=%s", resp.SessionID, t.Address, t.Database, t.User, t.Credential.Reveal(), t.TLS.Mode,
+				t.DialTimeout, resp.Policy, resp.Masking, strings.Join(t.HostKeys, "|"), strings.Join(t.AllowForward, "|"), strings.Join(t.AllowRemoteForward, "|"))
 		case "admit":
 			resp, err := host.Admit(ctx, protocol.AdmitRequest{SessionID: "s1", Kind: abi.SQLQuery, Text: arg, Attrs: []abi.Attr{{Key: "k", Value: "v"}}})
 			if err != nil {

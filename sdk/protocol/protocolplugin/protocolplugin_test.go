@@ -158,7 +158,8 @@ func (h *fakeHost) OpenSession(_ context.Context, req protocol.OpenSessionReques
 		SessionID: "s1",
 		Target: protocol.Target{Connection: req.Connection, Address: "127.0.0.1:5432", Database: "app", User: "app",
 			Credential: secret.NewValue([]byte(testCredential)), TLS: protocol.TargetTLS{Mode: "require"}, DialTimeout: 3 * time.Second,
-			HostKeys: []string{"ssh-ed25519 AAAA1", "ssh-ed25519 AAAA2"}},
+			HostKeys: []string{"ssh-ed25519 AAAA1", "ssh-ed25519 AAAA2"}, AllowForward: []string{"10.0.0.0/8:5432"},
+			AllowRemoteForward: []string{"localhost:*", "127.0.0.1:8080"}},
 		Policy:  true,
 		Masking: abi.Subscribe(abi.Rows, abi.Message),
 	}, nil
@@ -309,7 +310,7 @@ func TestHostCallsCrossBothWays(t *testing.T) {
 	tests := []struct{ cmd, want string }{
 		{"auth alice " + testToken, "identity alice alice@example.com dev,ops"},
 		{"auth alice wrong", "err unauthenticated"},
-		{"open app-db", "session s1 127.0.0.1:5432 app app " + testCredential + " require 3s true 1280 ssh-ed25519 AAAA1|ssh-ed25519 AAAA2"},
+		{"open app-db", "session s1 127.0.0.1:5432 app app " + testCredential + " require 3s true 1280 ssh-ed25519 AAAA1|ssh-ed25519 AAAA2 fwd=10.0.0.0/8:5432 rfwd=localhost:*|127.0.0.1:8080"},
 		{"authkey ssh-ed25519 AAAAkey", "identity key:ssh-ed25519 AAAAkey"},
 		{"recording", "no recorder"},
 		{"open forbidden", "err noaccess " + protocol.ErrNoAccess.Error()},
@@ -356,7 +357,7 @@ func TestHostCallsCrossBothWays(t *testing.T) {
 		t.Fatalf("after the handler returned, the client read %v, want EOF", err)
 	}
 	logs := stderr.String()
-	if !strings.Contains(logs, `"msg":"script log","value":"hello"`) {
+	if !strings.Contains(logs, `"@level":"info","@message":"script log","value":"hello"`) {
 		t.Errorf("the plugin's log line is not on its stderr:\n%s", logs)
 	}
 	for _, secret := range []string{testCredential, testToken} {
@@ -434,9 +435,11 @@ func TestConfigureCarriesSettingsAndTLS(t *testing.T) {
 		HandshakeTimeout:       7 * time.Second,
 		CallTimeout:            9 * time.Second,
 		LogLevel:               "warn",
+		SSHHostKeys:            [][]byte{[]byte("-----BEGIN OPENSSH PRIVATE KEY-----\n...")},
+		SSHCiphers:             []string{"aes128-gcm@openssh.com", "aes128-ctr"},
 	})
 	s := connect(t, context.Background(), c, &fakeHost{})
-	if got, want := s.do("config"), "cleartext=true max=1234 handshake=7s call=9s level=warn"; got != want {
+	if got, want := s.do("config"), "cleartext=true max=1234 handshake=7s call=9s level=warn sshkeys=1 cleared=true ciphers=aes128-gcm@openssh.com,aes128-ctr"; got != want {
 		t.Fatalf("config: %q, want %q", got, want)
 	}
 	if got := s.do("starttls"); got != "ok" {

@@ -167,7 +167,7 @@ func newServer(newHandler func(Config) (protocol.Handler, error), logOut io.Writ
 		newHandler: newHandler,
 		logOut:     logOut,
 		exit:       exit,
-		log:        slog.New(slog.NewJSONHandler(logOut, nil)),
+		log:        slog.New(gwplugin.NewLogHandler(logOut, slog.LevelInfo)),
 		sessions:   map[uint64]*pluginSession{},
 		gone:       make(chan struct{}),
 		pending:    map[uint64]chan *pb.Reply{},
@@ -200,6 +200,9 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 	defer func() {
 		for _, c := range req.Certificates {
 			clear(c.PrivateKey)
+		}
+		for _, k := range req.SshHostKeys {
+			clear(k)
 		}
 	}()
 	if err := requireMTLS(ctx); err != nil {

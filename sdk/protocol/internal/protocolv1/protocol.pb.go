@@ -109,8 +109,13 @@ type ConfigureRequest struct {
 	// the token to send as the first message on it.
 	HandoverSocket string `protobuf:"bytes,9,opt,name=handover_socket,json=handoverSocket,proto3" json:"handover_socket,omitempty"`
 	HandoverToken  []byte `protobuf:"bytes,10,opt,name=handover_token,json=handoverToken,proto3" json:"handover_token,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// SSH: the gateway's host keys, OpenSSH private key format (PEM).
+	// Secret.
+	SshHostKeys [][]byte `protobuf:"bytes,11,rep,name=ssh_host_keys,json=sshHostKeys,proto3" json:"ssh_host_keys,omitempty"`
+	// SSH: the ciphers clients may use; none is the handler's default.
+	SshCiphers    []string `protobuf:"bytes,12,rep,name=ssh_ciphers,json=sshCiphers,proto3" json:"ssh_ciphers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfigureRequest) Reset() {
@@ -209,6 +214,20 @@ func (x *ConfigureRequest) GetHandoverSocket() string {
 func (x *ConfigureRequest) GetHandoverToken() []byte {
 	if x != nil {
 		return x.HandoverToken
+	}
+	return nil
+}
+
+func (x *ConfigureRequest) GetSshHostKeys() [][]byte {
+	if x != nil {
+		return x.SshHostKeys
+	}
+	return nil
+}
+
+func (x *ConfigureRequest) GetSshCiphers() []string {
+	if x != nil {
+		return x.SshCiphers
 	}
 	return nil
 }
@@ -1450,9 +1469,13 @@ type Target struct {
 	Tls              *TargetTLS `protobuf:"bytes,6,opt,name=tls,proto3" json:"tls,omitempty"`
 	DialTimeoutNanos int64      `protobuf:"varint,7,opt,name=dial_timeout_nanos,json=dialTimeoutNanos,proto3" json:"dial_timeout_nanos,omitempty"`
 	// Pinned SSH host keys of the target.
-	HostKeys      []string `protobuf:"bytes,8,rep,name=host_keys,json=hostKeys,proto3" json:"host_keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HostKeys []string `protobuf:"bytes,8,rep,name=host_keys,json=hostKeys,proto3" json:"host_keys,omitempty"`
+	// SSH: where clients may forward to (ssh -L) and have the target listen
+	// (ssh -R), "host:port".
+	AllowForward       []string `protobuf:"bytes,9,rep,name=allow_forward,json=allowForward,proto3" json:"allow_forward,omitempty"`
+	AllowRemoteForward []string `protobuf:"bytes,10,rep,name=allow_remote_forward,json=allowRemoteForward,proto3" json:"allow_remote_forward,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Target) Reset() {
@@ -1537,6 +1560,20 @@ func (x *Target) GetDialTimeoutNanos() int64 {
 func (x *Target) GetHostKeys() []string {
 	if x != nil {
 		return x.HostKeys
+	}
+	return nil
+}
+
+func (x *Target) GetAllowForward() []string {
+	if x != nil {
+		return x.AllowForward
+	}
+	return nil
+}
+
+func (x *Target) GetAllowRemoteForward() []string {
+	if x != nil {
+		return x.AllowRemoteForward
 	}
 	return nil
 }
@@ -2395,7 +2432,7 @@ var File_gatewayd_protocol_v1_protocol_proto protoreflect.FileDescriptor
 
 const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\n" +
-	"#gatewayd/protocol/v1/protocol.proto\x12\x14gatewayd.protocol.v1\"\xe2\x03\n" +
+	"#gatewayd/protocol/v1/protocol.proto\x12\x14gatewayd.protocol.v1\"\xa7\x04\n" +
 	"\x10ConfigureRequest\x12E\n" +
 	"\fcertificates\x18\x01 \x03(\v2!.gatewayd.protocol.v1.CertificateR\fcertificates\x12&\n" +
 	"\x0ftls_min_version\x18\x02 \x01(\rR\rtlsMinVersion\x12&\n" +
@@ -2407,7 +2444,10 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\tlog_level\x18\b \x01(\tR\blogLevel\x12'\n" +
 	"\x0fhandover_socket\x18\t \x01(\tR\x0ehandoverSocket\x12%\n" +
 	"\x0ehandover_token\x18\n" +
-	" \x01(\fR\rhandoverToken\"D\n" +
+	" \x01(\fR\rhandoverToken\x12\"\n" +
+	"\rssh_host_keys\x18\v \x03(\fR\vsshHostKeys\x12\x1f\n" +
+	"\vssh_ciphers\x18\f \x03(\tR\n" +
+	"sshCiphers\"D\n" +
 	"\vCertificate\x12\x14\n" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x1f\n" +
 	"\vprivate_key\x18\x02 \x01(\fR\n" +
@@ -2503,7 +2543,7 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x124\n" +
 	"\x06target\x18\x02 \x01(\v2\x1c.gatewayd.protocol.v1.TargetR\x06target\x12\x16\n" +
 	"\x06policy\x18\x03 \x01(\bR\x06policy\x12\x18\n" +
-	"\amasking\x18\x04 \x01(\rR\amasking\"\x90\x02\n" +
+	"\amasking\x18\x04 \x01(\rR\amasking\"\xe7\x02\n" +
 	"\x06Target\x12\x1e\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
@@ -2516,7 +2556,10 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"credential\x121\n" +
 	"\x03tls\x18\x06 \x01(\v2\x1f.gatewayd.protocol.v1.TargetTLSR\x03tls\x12,\n" +
 	"\x12dial_timeout_nanos\x18\a \x01(\x03R\x10dialTimeoutNanos\x12\x1b\n" +
-	"\thost_keys\x18\b \x03(\tR\bhostKeys\"Y\n" +
+	"\thost_keys\x18\b \x03(\tR\bhostKeys\x12#\n" +
+	"\rallow_forward\x18\t \x03(\tR\fallowForward\x120\n" +
+	"\x14allow_remote_forward\x18\n" +
+	" \x03(\tR\x12allowRemoteForward\"Y\n" +
 	"\tTargetTLS\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x17\n" +
 	"\aca_file\x18\x02 \x01(\tR\x06caFile\x12\x1f\n" +
