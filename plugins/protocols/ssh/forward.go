@@ -9,6 +9,9 @@ import (
 	"sync"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/gatewayd-access/gatewayd/sdk/protocol"
+	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 )
 
 // forwardAllowed reports whether a direct-tcpip destination passes the
@@ -65,6 +68,10 @@ func (c *clientConn) forward(ctx context.Context, nc gossh.NewChannel, allow []s
 	up, err := c.open(ctx)
 	if err != nil {
 		_ = nc.Reject(gossh.ConnectionFailed, err.Error())
+		return
+	}
+	if reason := c.admitForward(ctx, "local", dest); reason != "" {
+		_ = nc.Reject(gossh.Prohibited, reason)
 		return
 	}
 	uch, ureqs, err := up.OpenChannel("direct-tcpip", nc.ExtraData())
@@ -135,6 +142,10 @@ func (c *clientConn) tcpipForward(ctx context.Context, req *gossh.Request) {
 	if err != nil || !remoteForwardAllowed(c.allowRemoteForward(), host, port) {
 		_ = req.Reply(false, nil)
 		c.event(ctx, "forward.refused", map[string]string{"request": "tcpip-forward", "listen": listen})
+		return
+	}
+	if reason := c.admitForward(ctx, "remote", listen); reason != "" {
+		_ = req.Reply(false, nil)
 		return
 	}
 	c.remoteOnce.Do(func() {
@@ -223,4 +234,30 @@ func (c *clientConn) forwarded(ctx context.Context, nc gossh.NewChannel) {
 		c.event(ctx, "forward.opened", map[string]string{"listen": listen, "originator": hostPort(origin, oport)})
 		c.relay(ch, creqs, uch, ureqs)
 	}()
+}
+
+// admitForward puts a port forward the allow-lists let through to policy,
+// as a port_forward request frame. It returns "" when the forward may go
+// on, or why not. Policy decisions are audited by the host.
+func (c *clientConn) admitForward(ctx context.Context, direction, addr string) string {
+	c.countRequest()
+	c.mu.Lock()
+	session := c.sessionID
+	c.mu.Unlock()
+	resp, err := c.host.Admit(ctx, protocol.AdmitRequest{SessionID: session, Kind: abi.PortForward, Text: direction + " " + addr,
+		Attrs: []abi.Attr{{Key: "direction", Value: direction}, {Key: "address", Value: addr}}})
+	switch {
+	case err != nil:
+		c.log.Error("port forward refused: gateway cannot admit it", "error", err)
+		return "gatewayd cannot record requests now; refused"
+	case resp.Verdict.Action == abi.Allow:
+		return ""
+	case resp.Verdict.Action == abi.Deny:
+		return "gatewayd policy denied this: " + resp.Verdict.Reason
+	case resp.Verdict.Action == abi.Review:
+		return "gatewayd policy requires approval for this: " + resp.Verdict.Reason
+	default:
+		_ = c.sconn.Close()
+		return "gatewayd policy ended the session: " + resp.Verdict.Reason
+	}
 }

@@ -765,3 +765,41 @@ ssh_keys = [%q]
 		t.Fatalf("sessions: %+v %v (want one, bob's)", sessions, err)
 	}
 }
+
+// Forwards the allow-lists let through still pass policy, as port_forward
+// frames: sqlguard's deny_forwards refuses one, in either direction.
+func TestForwardsPassPolicy(t *testing.T) {
+	e := start(t, `
+[[policy]]
+module = "sqlguard"
+connections = ["fwd-*"]
+[policy.config]
+deny_forwards = ["*:2", "127.0.0.1:4*"]
+`, "127.0.0.1:*")
+	c, err := e.client(t, "fwd-1", e.aliceSigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Dial("tcp", "127.0.0.1:2"); err == nil || !strings.Contains(err.Error(), "port forwarding (local) to 127.0.0.1:2 is not allowed") {
+		t.Fatalf("denied local forward: %v", err)
+	}
+	if l, err := c.Listen("tcp", "127.0.0.1:4444"); err == nil {
+		_ = l.Close()
+		t.Fatal("denied remote forward accepted")
+	}
+	// Not denied: the forward reaches the target (nothing listens there).
+	if _, err := c.Dial("tcp", "127.0.0.1:3"); err == nil || !strings.Contains(err.Error(), "could not connect") {
+		t.Fatalf("allowed forward: %v", err)
+	}
+	var decisions []string
+	for _, ev := range e.events("policy") {
+		decisions = append(decisions, ev[1])
+	}
+	joined := strings.Join(decisions, "\n")
+	for _, want := range []string{`local 127.0.0.1:2`, `remote 127.0.0.1:4444`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no policy event for %s in:\n%s", want, joined)
+		}
+	}
+}

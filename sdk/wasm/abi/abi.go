@@ -49,6 +49,7 @@ const (
 	ShellExec       FrameKind = 4
 	ShellSession    FrameKind = 5
 	Subsystem       FrameKind = 6
+	PortForward     FrameKind = 7 // ABI 1.0.2
 )
 
 // Response frame kinds.
@@ -62,7 +63,7 @@ const (
 
 var kindNames = map[FrameKind]string{
 	SQLQuery: "sql.query", SQLParse: "sql.parse", SQLFunctionCall: "sql.function_call",
-	ShellExec: "shell.exec", ShellSession: "shell.session", Subsystem: "subsystem",
+	ShellExec: "shell.exec", ShellSession: "shell.session", Subsystem: "subsystem", PortForward: "port_forward",
 	Rows: "rows", Copy: "copy", Message: "message", Notification: "notification", Output: "output",
 }
 

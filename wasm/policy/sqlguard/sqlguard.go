@@ -47,6 +47,7 @@ type rule struct {
 	ReviewCommands []string `json:"review_commands"` // likewise, needing approval by reviewers
 	DenyShell      bool     `json:"deny_shell"`      // refuse interactive shells
 	DenySubsystems []string `json:"deny_subsystems"` // e.g. ["sftp"]
+	DenyForwards   []string `json:"deny_forwards"`   // globs on "host:port" of SSH port forwards, either direction
 }
 
 type config struct {
@@ -76,7 +77,7 @@ func newGuard(raw []byte) (*guard, error) {
 		return nil, fmt.Errorf("sqlguard config: \"groups\" belongs in an entry of \"rules\" (or on the [[policy]] table)")
 	}
 	for _, r := range append([]rule{c.rule}, c.Rules...) {
-		for _, g := range slices.Concat(r.DenyFunctions, r.DenyTables, r.DenyCommands, r.ReviewCommands) {
+		for _, g := range slices.Concat(r.DenyFunctions, r.DenyTables, r.DenyCommands, r.ReviewCommands, r.DenyForwards) {
 			if _, err := path.Match(g, ""); err != nil {
 				return nil, fmt.Errorf("sqlguard config: bad pattern %q: %v", g, err)
 			}
@@ -145,6 +146,16 @@ func (g *guard) judge(req *abi.Request) abi.Verdict {
 		for _, r := range rules {
 			if slices.Contains(r.DenySubsystems, name) {
 				return deny("the %s subsystem is not allowed on this connection", name)
+			}
+		}
+		return abi.Verdict{}
+	case abi.PortForward:
+		addr := req.Attr("address")
+		for _, r := range rules {
+			for _, g := range r.DenyForwards {
+				if ok, _ := path.Match(g, addr); ok {
+					return deny("port forwarding (%s) to %s is not allowed on this connection", req.Attr("direction"), addr)
+				}
 			}
 		}
 		return abi.Verdict{}
@@ -306,7 +317,7 @@ func matchAny(patterns []string, name string) (string, bool) {
 func Module() guest.Module {
 	var g *guard
 	return guest.Module{
-		Subscribe: abi.Subscribe(abi.SQLQuery, abi.SQLParse, abi.SQLFunctionCall, abi.ShellExec, abi.ShellSession, abi.Subsystem),
+		Subscribe: abi.Subscribe(abi.SQLQuery, abi.SQLParse, abi.SQLFunctionCall, abi.ShellExec, abi.ShellSession, abi.Subsystem, abi.PortForward),
 		Init: func(raw []byte) error {
 			var err error
 			g, err = newGuard(raw)

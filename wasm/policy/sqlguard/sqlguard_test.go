@@ -86,7 +86,11 @@ func TestConfigRefused(t *testing.T) {
 
 func TestCommandVerdicts(t *testing.T) {
 	const cfg = `{"deny_commands": ["rm", "/sbin/*", "shutdown"], "review_commands": ["systemctl"], "reviewers": ["ops"],
-		"deny_subsystems": ["sftp"], "rules": [{"groups": ["contractors"], "deny_shell": true}]}`
+		"deny_subsystems": ["sftp"], "rules": [{"groups": ["contractors"], "deny_shell": true, "deny_forwards": ["*"]}],
+		"deny_forwards": ["*:22", "10.0.0.*:*"]}`
+	fwd := func(direction, addr string) []abi.Attr {
+		return []abi.Attr{{Key: "direction", Value: direction}, {Key: "address", Value: addr}}
+	}
 	cmd := func(name string, flags abi.StatementFlags, args ...string) abi.Statement {
 		return abi.Statement{Kind: name, Kinds: []string{name}, Functions: args, Flags: flags}
 	}
@@ -112,6 +116,10 @@ func TestCommandVerdicts(t *testing.T) {
 		{"shell allowed", []string{"dev"}, abi.ShellSession, nil, nil, abi.Allow, ""},
 		{"shell denied for contractors", []string{"contractors"}, abi.ShellSession, nil, nil, abi.Deny, "interactive shells"},
 		{"sftp denied", nil, abi.Subsystem, nil, []abi.Attr{{Key: "name", Value: "sftp"}}, abi.Deny, "sftp subsystem"},
+		{"forward allowed", []string{"dev"}, abi.PortForward, nil, fwd("local", "db.internal:5432"), abi.Allow, ""},
+		{"forward to port 22", nil, abi.PortForward, nil, fwd("local", "db.internal:22"), abi.Deny, "(local) to db.internal:22"},
+		{"forward to a block", nil, abi.PortForward, nil, fwd("remote", "10.0.0.7:8080"), abi.Deny, "(remote) to 10.0.0.7:8080"},
+		{"no forwards for contractors", []string{"contractors"}, abi.PortForward, nil, fwd("remote", "localhost:8080"), abi.Deny, "localhost:8080"},
 	}
 	wasmtest.Both(t, Module(), pkg, cfg, func(t *testing.T, r wasmtest.Runner) {
 		for _, tc := range cases {
