@@ -94,10 +94,9 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 		// Called for a key offered without a signature too: x/crypto/ssh
 		// uses the Permissions of the call whose signature it then
 		// verifies, and only those become sconn.Permissions.
+		// A user certificate goes to the host like a key: the core accepts
+		// those its own user CA signed and refuses every other.
 		PublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-			if _, ok := key.(*gossh.Certificate); ok {
-				return nil, errors.New("certificates are not accepted")
-			}
 			return auth(protocol.AuthenticateRequest{PublicKey: gossh.MarshalAuthorizedKey(key)})
 		},
 		PasswordCallback: func(_ gossh.ConnMetadata, pw []byte) (*gossh.Permissions, error) {
