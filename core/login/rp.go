@@ -1,0 +1,189 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/gatewayd-access/gatewayd/core/config"
+)
+
+// idpTimeout bounds each call to the identity provider.
+const idpTimeout = 15 * time.Second
+
+// ErrUnreachable wraps failures to reach the identity provider.
+var ErrUnreachable = errors.New("the identity provider cannot be reached")
+
+// Refusal is a login the gateway refused: Reason says why, in words safe
+// to show the user and to audit (it never holds a token or a code).
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return "login refused: " + r.Reason }
+
+func refuse(format string, args ...any) error {
+	return &Refusal{Reason: fmt.Sprintf(format, args...)}
+}
+
+// User is who the identity provider says signed in.
+type User struct {
+	Subject string
+	Email   string
+	Groups  []string
+}
+
+// rp is the gateway as an OpenID Connect relying party of one provider.
+type rp struct {
+	cfg    config.OIDC
+	secret string
+	client *http.Client
+	now    func() time.Time
+
+	mu   sync.Mutex
+	disc *discovered // nil until discovery succeeds
+}
+
+// discovered is what the provider's discovery document gave.
+type discovered struct {
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier
+	keys     *keySet
+}
+
+// discover reads the provider's discovery document once; until that
+// succeeds every login tries again.
+func (r *rp) discover(ctx context.Context) (*discovered, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.disc != nil {
+		return r.disc, nil
+	}
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, r.client), idpTimeout)
+	defer cancel()
+	p, err := oidc.NewProvider(ctx, r.cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s): %v", ErrUnreachable, r.cfg.Issuer, err)
+	}
+	var meta struct {
+		JWKS string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&meta); err != nil || meta.JWKS == "" {
+		return nil, fmt.Errorf("%w (%s): its discovery document names no jwks_uri", ErrUnreachable, r.cfg.Issuer)
+	}
+	algs := make([]jose.SignatureAlgorithm, len(r.cfg.SigningAlgs))
+	for i, a := range r.cfg.SigningAlgs {
+		algs[i] = jose.SignatureAlgorithm(a)
+	}
+	ks := &keySet{url: meta.JWKS, client: r.client, algs: algs, interval: r.cfg.JWKSRefreshInterval.Duration, now: r.now}
+	r.disc = &discovered{
+		oauth: oauth2.Config{
+			ClientID: r.cfg.ClientID, ClientSecret: r.secret, Endpoint: p.Endpoint(),
+			RedirectURL: r.cfg.RedirectURL, Scopes: r.cfg.Scopes,
+		},
+		verifier: oidc.NewVerifier(r.cfg.Issuer, ks, &oidc.Config{
+			ClientID:             r.cfg.ClientID,
+			SupportedSigningAlgs: r.cfg.SigningAlgs,
+			// Checked below with the configured leeway.
+			SkipExpiryCheck: true,
+		}),
+		keys: ks,
+	}
+	return r.disc, nil
+}
+
+// ctx returns a context whose oauth2 and go-oidc calls use r's client.
+func (r *rp) ctx(ctx context.Context) context.Context {
+	return context.WithValue(oidc.ClientContext(ctx, r.client), oauth2.HTTPClient, r.client)
+}
+
+// verify checks a raw ID token: signature with an allowed algorithm and a
+// published key, issuer, audience (and azp when there are several),
+// expiry, issued-at and not-before within the leeway, the nonce when want
+// is not empty (the device flow has none), then the email domain. It
+// returns who signed in.
+func (r *rp) verify(ctx context.Context, d *discovered, raw, wantNonce string, requireNonce bool) (User, *oidc.IDToken, error) {
+	tok, err := d.verifier.Verify(r.ctx(ctx), raw)
+	if err != nil {
+		return User{}, nil, refuse("the ID token does not verify: %s", strings.TrimPrefix(err.Error(), "oidc: "))
+	}
+	now, leeway := r.now(), r.cfg.ClockLeeway.Duration
+	if tok.Expiry.IsZero() || !now.Before(tok.Expiry.Add(leeway)) {
+		return User{}, nil, refuse("the ID token expired at %s", tok.Expiry.UTC().Format(time.RFC3339))
+	}
+	if !tok.IssuedAt.IsZero() && tok.IssuedAt.After(now.Add(leeway)) {
+		return User{}, nil, refuse("the ID token was issued in the future (%s)", tok.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	var claims struct {
+		NotBefore     *int64 `json:"nbf"`
+		AZP           string `json:"azp"`
+		Email         string `json:"email"`
+		EmailVerified *bool  `json:"email_verified"`
+	}
+	if err := tok.Claims(&claims); err != nil {
+		return User{}, nil, refuse("the ID token's claims do not decode")
+	}
+	if claims.NotBefore != nil && time.Unix(*claims.NotBefore, 0).After(now.Add(leeway)) {
+		return User{}, nil, refuse("the ID token is not valid yet")
+	}
+	if len(tok.Audience) > 1 && claims.AZP != r.cfg.ClientID {
+		return User{}, nil, refuse("the ID token has several audiences and was not issued to this gateway (azp %q)", claims.AZP)
+	}
+	switch {
+	case requireNonce && tok.Nonce == "":
+		return User{}, nil, refuse("the ID token carries no nonce")
+	case requireNonce && tok.Nonce != wantNonce:
+		return User{}, nil, refuse("the ID token's nonce does not match this login (a replayed token?)")
+	}
+	if claims.Email == "" {
+		return User{}, nil, refuse("the ID token carries no email (request the email scope)")
+	}
+	if claims.EmailVerified != nil && !*claims.EmailVerified {
+		return User{}, nil, refuse("the email %s is not verified at the identity provider", claims.Email)
+	}
+	email := strings.ToLower(claims.Email)
+	if doms := r.cfg.AllowedDomains; len(doms) > 0 {
+		_, dom, _ := strings.Cut(email, "@")
+		if !slices.Contains(doms, dom) {
+			return User{}, nil, refuse("%s is not in an allowed domain (%s)", email, strings.Join(doms, ", "))
+		}
+	}
+	groups, err := r.groups(tok)
+	if err != nil {
+		return User{}, nil, err
+	}
+	return User{Subject: tok.Subject, Email: email, Groups: groups}, tok, nil
+}
+
+// groups reads the groups claim: absent, a string or an array of strings.
+func (r *rp) groups(tok *oidc.IDToken) ([]string, error) {
+	var all map[string]any
+	if err := tok.Claims(&all); err != nil {
+		return nil, refuse("the ID token's claims do not decode")
+	}
+	switch v := all[r.cfg.GroupsClaim].(type) {
+	case nil:
+		return []string{}, nil
+	case string:
+		return []string{v}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, g := range v {
+			s, ok := g.(string)
+			if !ok {
+				return nil, refuse("the ID token's %q claim holds something other than strings", r.cfg.GroupsClaim)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	default:
+		return nil, refuse("the ID token's %q claim is neither a string nor an array of strings", r.cfg.GroupsClaim)
+	}
+}
