@@ -45,6 +45,17 @@ commands:
         play a session's recording in the terminal with its timing
   replay --file FILE [--speed X] [--idle-limit D]
         play a recording file (asciicast v2, as asciinema writes)
+  login [--device] [--no-browser]
+        sign in through the identity provider; stores a short-lived token
+        and an SSH certificate under ~/.config/gatewayd
+  logout
+        revoke the stored token at the gateway and forget it
+  ls [--json]
+        the connections you may use
+  connect NAME [--port N]
+        a local listener that signs in for you (psql -h 127.0.0.1 -p N)
+  ssh NAME [ssh arguments]
+        run ssh to an ssh connection with your certificate
   whoami [--json]
         the identity your token belongs to
   token new [--name NAME] [--json]
@@ -180,6 +191,16 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		default:
 			return unknownSub("token", s, "new, hash")
 		}
+	case "login":
+		return a.login(ctx, rest)
+	case "logout":
+		return a.logout(ctx, rest)
+	case "ls":
+		return a.ls(ctx, rest)
+	case "connect":
+		return a.connect(ctx, rest)
+	case "ssh":
+		return a.ssh(ctx, rest)
 	case "whoami":
 		return a.whoami(ctx, rest)
 	case "replay":

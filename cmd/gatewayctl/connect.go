@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/gatewayd-access/gatewayd/core/login"
+)
+
+// handshakeTimeout bounds the local proxy's part of a PostgreSQL startup.
+const handshakeTimeout = 30 * time.Second
+
+// lookupConnection finds a connection the caller may use.
+func (a *app) lookupConnection(ctx context.Context, cl *client, name string) (login.Connection, error) {
+	var list login.ConnectionList
+	if err := cl.getJSON(ctx, requestTimeout, "/v1/connections", nil, &list); err != nil {
+		return login.Connection{}, fmt.Errorf("listing connections: %w", err)
+	}
+	for _, c := range list.Connections {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return login.Connection{}, fmt.Errorf("no connection %q that you may use (gatewayctl ls lists them)", name)
+}
+
+func (a *app) connect(ctx context.Context, args []string) error {
+	c := a.command("connect", "connect NAME [--port N]")
+	c.gatewayFlags()
+	port := c.Int("port", 0, "local `PORT` to listen on (default: a free one)")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := c.positional(pos, "NAME"); err != nil {
+		return err
+	}
+	cl, err := a.client()
+	if err != nil {
+		return err
+	}
+	conn, err := a.lookupConnection(ctx, cl, pos[0])
+	if err != nil {
+		return err
+	}
+	switch conn.Protocol {
+	case "postgres":
+	case "ssh":
+		return fmt.Errorf("%s is an ssh connection: use gatewayctl ssh %s, or ssh with the certificate gatewayctl login stored", conn.Name, conn.Name)
+	default:
+		return fmt.Errorf("gatewayctl connect does not speak %s yet", conn.Protocol)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
+	if err != nil {
+		return fmt.Errorf("listening on 127.0.0.1:%d: %w", *port, err)
+	}
+	defer ln.Close()
+	p := &pgProxy{
+		gateway:    net.JoinHostPort(cl.base.Hostname(), strconv.Itoa(conn.Port)),
+		serverName: cl.base.Hostname(),
+		connection: conn.Name,
+		token:      cl.token,
+		cacert:     a.cacert,
+		name:       a.identityName(),
+		log:        a.stderr,
+	}
+	if err := p.loadTLS(); err != nil {
+		return err
+	}
+	lport := ln.Addr().(*net.TCPAddr).Port
+	fmt.Fprintf(a.stdout, "Listening on %s for %s; connect with:\n  psql -h 127.0.0.1 -p %d %s\nCtrl-C stops.\n", ln.Addr(), conn.Name, lport, conn.Name)
+	go func() { <-ctx.Done(); _ = ln.Close() }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		cc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accepting: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.serve(ctx, cc); err != nil {
+				fmt.Fprintf(a.stderr, "gatewayctl: %v\n", err)
+			}
+		}()
+	}
+}
+
+// identityName is the name the stored login signed in as.
+func (a *app) identityName() string {
+	if c, err := a.loadCredentials(); err == nil && c != nil {
+		return c.Name
+	}
+	return ""
+}
+
+// pgProxy relays local PostgreSQL clients to the gateway, answering the
+// gateway's password request with the token.
+type pgProxy struct {
+	gateway, serverName, connection, token, cacert, name string
+	tls                                                  *tls.Config
+	log                                                  io.Writer
+}
+
+func (p *pgProxy) loadTLS() error {
+	p.tls = &tls.Config{ServerName: p.serverName, MinVersion: tls.VersionTLS12}
+	if p.cacert != "" {
+		pem, err := os.ReadFile(p.cacert)
+		if err != nil {
+			return fmt.Errorf("reading CA certificates: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("reading CA certificates: no PEM certificate in %s", p.cacert)
+		}
+		p.tls.RootCAs = pool
+	}
+	return nil
+}
+
+func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
+	defer cc.Close()
+	_ = cc.SetDeadline(time.Now().Add(handshakeTimeout))
+	be := pgproto3.NewBackend(cc, cc)
+	var startup *pgproto3.StartupMessage
+	for startup == nil {
+		msg, err := be.ReceiveStartupMessage()
+		if err != nil {
+			return fmt.Errorf("reading the client's startup: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			// The local hop is loopback; the gateway hop is TLS.
+			if _, err := cc.Write([]byte{'N'}); err != nil {
+				return err
+			}
+		case *pgproto3.StartupMessage:
+			startup = m
+		case *pgproto3.CancelRequest:
+			return nil // cancel keys are the gateway's; not relayed
+		default:
+			return fmt.Errorf("unexpected startup message %T", m)
+		}
+	}
+	fail := func(msg string) error {
+		be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08006", Message: "gatewayctl: " + msg})
+		_ = be.Flush()
+		return errors.New(msg)
+	}
+	d := net.Dialer{Timeout: handshakeTimeout}
+	raw, err := d.DialContext(ctx, "tcp", p.gateway)
+	if err != nil {
+		return fail(fmt.Sprintf("cannot reach the gateway at %s: %v", p.gateway, err))
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := raw.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil { // SSLRequest
+		return fail(fmt.Sprintf("talking to the gateway: %v", err))
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(raw, b[:]); err != nil || b[0] != 'S' {
+		return fail("the gateway does not offer TLS")
+	}
+	up := tls.Client(raw, p.tls)
+	if err := up.HandshakeContext(ctx); err != nil {
+		return fail(fmt.Sprintf("TLS with the gateway: %v", err))
+	}
+	params := map[string]string{}
+	for k, v := range startup.Parameters {
+		params[k] = v
+	}
+	params["user"], params["database"] = p.name, p.connection
+	fe := pgproto3.NewFrontend(up, up)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: params})
+	if err := fe.Flush(); err != nil {
+		return fail(fmt.Sprintf("talking to the gateway: %v", err))
+	}
+	msg, err := fe.Receive()
+	if err != nil {
+		return fail(fmt.Sprintf("talking to the gateway: %v", err))
+	}
+	switch m := msg.(type) {
+	case *pgproto3.AuthenticationCleartextPassword:
+		fe.Send(&pgproto3.PasswordMessage{Password: p.token})
+		if err := fe.Flush(); err != nil {
+			return fail(fmt.Sprintf("talking to the gateway: %v", err))
+		}
+	case *pgproto3.ErrorResponse:
+		be.Send(m)
+		_ = be.Flush()
+		return nil
+	default:
+		return fail(fmt.Sprintf("the gateway asked for %T, not a password", m))
+	}
+	_ = cc.SetDeadline(time.Time{})
+	_ = raw.SetDeadline(time.Time{})
+	// From here on the gateway's answers (AuthenticationOk or an error)
+	// and the session go through unchanged.
+	errc := make(chan error, 2)
+	go func() { _, err := io.Copy(up, cc); _ = up.CloseWrite(); errc <- err }()
+	go func() { _, err := io.Copy(cc, up); errc <- err }()
+	select {
+	case <-errc:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// ssh runs OpenSSH's ssh to an ssh connection through the gateway with
+// the certificate login stored.
+func (a *app) ssh(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
+		return usagef("ssh: usage: gatewayctl ssh NAME [ssh arguments]")
+	}
+	cl, err := a.client()
+	if err != nil {
+		return err
+	}
+	conn, err := a.lookupConnection(ctx, cl, args[0])
+	if err != nil {
+		return err
+	}
+	if conn.Protocol != "ssh" {
+		return fmt.Errorf("%s is a %s connection: use gatewayctl connect %s", conn.Name, conn.Protocol, conn.Name)
+	}
+	d, err := a.configDir()
+	if err != nil {
+		return err
+	}
+	key := filepath.Join(d, "id_ed25519")
+	if _, err := os.Stat(key + "-cert.pub"); err != nil {
+		return errors.New("no SSH certificate: run gatewayctl login")
+	}
+	sshArgs := []string{"-p", strconv.Itoa(conn.Port), "-i", key, "-o", "CertificateFile=" + key + "-cert.pub",
+		"-o", "IdentitiesOnly=yes", conn.Name + "@" + cl.base.Hostname()}
+	cmd := exec.CommandContext(ctx, "ssh", append(sshArgs, args[1:]...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.stdin, a.stdout, a.stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return exitError{ee.ExitCode()}
+		}
+		return fmt.Errorf("running ssh: %w", err)
+	}
+	return nil
+}
+
+// exitError passes on a child's exit status.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
