@@ -179,7 +179,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest, clientAddr string
 	if err := checkStart(req.CodeChallenge, req.SSHPublicKey); err != nil {
 		return nil, err
 	}
-	d, err := s.rp.discover(ctx)
+	d, err := s.rp.discover(ctx, true)
 	if err != nil {
 		s.failed(ctx, "browser", clientAddr, err)
 		return nil, err
@@ -249,7 +249,7 @@ func (s *Service) Callback(ctx context.Context, q url.Values) (string, error) {
 	if code == "" {
 		return s.fail(ctx, p, refuse("the identity provider sent no authorization code"))
 	}
-	d, err := s.rp.discover(ctx)
+	d, err := s.rp.discover(ctx, false)
 	if err != nil {
 		return s.fail(ctx, p, err)
 	}
@@ -417,7 +417,7 @@ func (s *Service) StartDevice(ctx context.Context, req DeviceRequest, clientAddr
 	if err := checkStart(req.CodeChallenge, req.SSHPublicKey); err != nil {
 		return nil, err
 	}
-	d, err := s.rp.discover(ctx)
+	d, err := s.rp.discover(ctx, true)
 	if err != nil {
 		s.failed(ctx, "device", clientAddr, err)
 		return nil, err

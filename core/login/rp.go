@@ -58,12 +58,15 @@ type discovered struct {
 	keys     *keySet
 }
 
-// discover reads the provider's discovery document once; until that
-// succeeds every login tries again.
-func (r *rp) discover(ctx context.Context) (*discovered, error) {
+// discover reads the provider's discovery document. With fresh false a
+// document read before is reused; a login's start reads it afresh, so that
+// an unreachable provider fails the login at once with a clear error
+// rather than in the user's browser. The key set (and its cache) is kept
+// while the provider names the same jwks_uri.
+func (r *rp) discover(ctx context.Context, fresh bool) (*discovered, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.disc != nil {
+	if r.disc != nil && !fresh {
 		return r.disc, nil
 	}
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, r.client), idpTimeout)
@@ -83,6 +86,9 @@ func (r *rp) discover(ctx context.Context) (*discovered, error) {
 		algs[i] = jose.SignatureAlgorithm(a)
 	}
 	ks := &keySet{url: meta.JWKS, client: r.client, algs: algs, interval: r.cfg.JWKSRefreshInterval.Duration, now: r.now}
+	if r.disc != nil && r.disc.keys.url == meta.JWKS {
+		ks = r.disc.keys
+	}
 	r.disc = &discovered{
 		oauth: oauth2.Config{
 			ClientID: r.cfg.ClientID, ClientSecret: r.secret, Endpoint: p.Endpoint(),

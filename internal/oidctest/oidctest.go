@@ -224,3 +224,15 @@ func (b *Browser) LoginUntil(authURL, username, prefix string) (string, error) {
 	}
 	return loc, nil
 }
+
+// GetResponse sends a GET and returns the response with its body read
+// and closed.
+func (b *Browser) GetResponse(u string) (*http.Response, error) {
+	resp, err := b.http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
