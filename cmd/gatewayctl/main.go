@@ -1,4 +1,5 @@
-// Command gatewayctl is the engineer's and admin's CLI for gatewayd: it lists
+// Command gatewayctl is the engineer's and admin's CLI for gatewayd: it signs
+// in through the identity provider and connects on the user's behalf, lists
 // sessions and their statements, verifies and exports the audit log (also
 // offline, from an export), and makes tokens for static identities.
 package main
@@ -26,8 +27,8 @@ const usage = `usage: gatewayctl [--gateway URL] [--cacert FILE] <command> [flag
 
 gatewayctl talks to gatewayd's API. The gateway is --gateway URL, else
 $GATEWAYD_ADDR, else ` + defaultGateway + `. Your token is read from
-$GATEWAYD_TOKEN only (never a flag, so that it stays out of shell history
-and ps). --cacert (or $GATEWAYD_CACERT) names a PEM file of CA certificates
+$GATEWAYD_TOKEN (never a flag, so that it stays out of shell history and
+ps), else from what gatewayctl login stored. --cacert (or $GATEWAYD_CACERT) names a PEM file of CA certificates
 to trust for an https gateway.
 
 commands:

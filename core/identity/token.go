@@ -150,7 +150,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if !ok || len(token) > maxIssuedToken {
 		return Claims{}, ErrTokenMalformed
 	}
-	jws, err := jose.ParseSigned(rest, []jose.SignatureAlgorithm{jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(rest, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil || len(jws.Signatures) != 1 {
 		return Claims{}, ErrTokenMalformed
 	}

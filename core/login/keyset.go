@@ -43,7 +43,7 @@ type keySet struct {
 // algorithms (never none or HMAC), finds the key by key id and returns the
 // verified payload.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, k.algs)
+	jws, err := jose.ParseSignedCompact(raw, k.algs)
 	if err != nil {
 		return nil, fmt.Errorf("%s", describeParseError(raw, k.algs))
 	}
@@ -128,7 +128,7 @@ func (k *keySet) fetch(ctx context.Context) error {
 // describeParseError says why a token did not parse, naming a refused
 // algorithm when that is the reason.
 func describeParseError(raw string, algs []jose.SignatureAlgorithm) string {
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{
 		jose.HS256, jose.HS384, jose.HS512, jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384,
 		jose.ES512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA,
 	})
