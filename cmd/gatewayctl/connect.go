@@ -249,7 +249,12 @@ func (a *app) ssh(ctx context.Context, args []string) error {
 		return errors.New("no SSH certificate: run gatewayctl login")
 	}
 	sshArgs := []string{"-p", strconv.Itoa(conn.Port), "-i", key, "-o", "CertificateFile=" + key + "-cert.pub",
-		"-o", "IdentitiesOnly=yes", conn.Name + "@" + cl.base.Hostname()}
+		"-o", "IdentitiesOnly=yes"}
+	if kh := filepath.Join(d, "known_hosts"); fileExists(kh) {
+		sshArgs = append(sshArgs, "-o", "UserKnownHostsFile="+kh, "-o", "HostKeyAlias="+knownHostsAlias,
+			"-o", "StrictHostKeyChecking=yes")
+	}
+	sshArgs = append(sshArgs, conn.Name+"@"+cl.base.Hostname())
 	cmd := exec.CommandContext(ctx, "ssh", append(sshArgs, args[1:]...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.stdin, a.stdout, a.stderr
 	if err := cmd.Run(); err != nil {
@@ -266,3 +271,8 @@ func (a *app) ssh(ctx context.Context, args []string) error {
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -27,6 +27,10 @@ import (
 // loginTimeout bounds a whole login: the user's time at the provider.
 const loginTimeout = 10 * time.Minute
 
+// knownHostsAlias names the gateway in gatewayctl's known_hosts file
+// (ssh -o HostKeyAlias).
+const knownHostsAlias = "gatewayd"
+
 // credentials is what login stores (0600) in the config directory.
 type credentials struct {
 	Gateway   string         `json:"gateway"`
@@ -200,6 +204,9 @@ func (a *app) login(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cl.base.Scheme == "http" && !isLoopback(cl.base.Hostname()) {
+		return fmt.Errorf("login: the gateway %s is not https: the token would cross the network in clear", cl.base.Redacted())
+	}
 	keyFile, pub, err := a.sshKey()
 	if err != nil {
 		return err
@@ -334,6 +341,14 @@ func (a *app) saveLogin(cl *client, res *login.Result, keyFile string) error {
 	if res.SSHCertificate != "" {
 		if err := writePrivate(keyFile+"-cert.pub", []byte(res.SSHCertificate)); err != nil {
 			return fmt.Errorf("storing the SSH certificate: %w", err)
+		}
+	}
+	if res.SSHHostKey != "" {
+		// The gateway's host key, learnt over the API: gatewayctl ssh pins
+		// it instead of trusting the first key it sees.
+		line := knownHostsAlias + " " + strings.TrimSpace(res.SSHHostKey) + "\n"
+		if err := writePrivate(filepath.Join(filepath.Dir(keyFile), "known_hosts"), []byte(line)); err != nil {
+			return fmt.Errorf("storing the gateway's SSH host key: %w", err)
 		}
 	}
 	fmt.Fprintf(a.stdout, "Signed in as %s (groups: %s) until %s.\n", res.Name, orDash(strings.Join(res.Groups, ", ")),

@@ -360,6 +360,11 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 		t.Fatalf("ssh with the certificate: %v %q", err, out)
 	}
 
+	// gatewayctl ssh runs ssh with the certificate and the gateway's host
+	// key pinned from the login.
+	r = e.run("ssh", "web-1", "echo via gatewayctl")
+	r.check(t, 0, "via gatewayctl\n", "")
+
 	// The token is the bearer token of the API.
 	r = e.run("whoami")
 	r.check(t, 0, "", "")
@@ -467,6 +472,49 @@ func TestOIDCRefusedLogins(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || !strings.Contains(loc.Query().Get("error"), "refused the authorization code") {
 		t.Fatalf("replayed code: %d %s", resp.StatusCode, loc)
 	}
+	// A redirect off the loopback is refused at the start.
+	resp, err = http.Post(e.api+"/v1/login/start", "application/json", strings.NewReader(
+		fmt.Sprintf(`{"redirect_uri":"http://attacker.example:80/cb","code_challenge":%q}`, login.Challenge("v"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("non-loopback redirect: %d", resp.StatusCode)
+	}
+	// The one-time code is worth nothing without the verifier, and a wrong
+	// verifier burns it.
+	cb, err = oidctest.NewBrowser().LoginUntil(start().AuthURL, "alice", callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = nb.GetResponse(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ = url.Parse(resp.Header.Get("Location"))
+	code := loc.Query().Get("code")
+	finish := func(verifier string) (int, string) {
+		body, _ := json.Marshal(login.FinishRequest{Code: code, CodeVerifier: verifier})
+		resp, err := http.Post(e.api+"/v1/login/finish", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, fmt.Sprint(m["error"])
+	}
+	if st, msg := finish("not-the-verifier"); st != http.StatusBadRequest || !strings.Contains(msg, "code verifier does not match") {
+		t.Fatalf("wrong verifier: %d %s", st, msg)
+	}
+	if st, msg := finish("verifier"); st != http.StatusBadRequest || !strings.Contains(msg, "already used login code") {
+		t.Fatalf("right verifier after a wrong one: %d %s", st, msg)
+	}
+	// Plain HTTP to a gateway off the loopback is refused by gatewayctl.
+	r = runApp(t, map[string]string{"GATEWAYD_ADDR": "http://gw.example.com:8080", "GATEWAYD_CONFIG_DIR": t.TempDir()}, "", "login")
+	r.check(t, 1, "", "is not https")
+
 	e.stop()
 	events := strings.Join(e.events("login.failed"), "\n")
 	for _, want := range []string{"not in an allowed domain", "already used login state", "refused the authorization code"} {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/login"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
@@ -53,7 +55,17 @@ func (g *Gateway) setupLogin(ctx context.Context, dir *identity.Directory) (map[
 			listeners[l.protocol], _ = strconv.Atoi(p)
 		}
 	}
+	hostKey := ""
+	if sc := g.cfg.Listen.SSH; sc != nil {
+		// bindSSH made or read it already.
+		k, err := loadOrCreateHostKey(sc.HostKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		hostKey = strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k.PublicKey())))
+	}
 	svc, err := login.New(login.Options{
+		SSHHostKey:   hostKey,
 		Config:       *oc,
 		ClientSecret: strings.TrimSpace(secret.Reveal()),
 		Directory:    dir,

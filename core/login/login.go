@@ -60,6 +60,9 @@ type Options struct {
 	Connections []config.Connection
 	// Listeners are the protocol listeners' ports by protocol.
 	Listeners map[string]int
+	// SSHHostKey is the gateway's SSH host key, handed to clients at
+	// login; "" without an SSH listener.
+	SSHHostKey string
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
@@ -362,7 +365,7 @@ func (s *Service) issue(ctx context.Context, p *pending, u User) (*Result, error
 		return nil, err
 	}
 	res := &Result{Token: token, Expires: claims.Expires().UTC(), Name: claims.Name, Email: claims.Email,
-		Groups: claims.Groups, Listeners: s.opts.Listeners}
+		Groups: claims.Groups, Listeners: s.opts.Listeners, SSHHostKey: s.opts.SSHHostKey}
 	var cert *ssh.Certificate
 	if p.sshKey != "" && s.opts.CA != nil {
 		if cert, err = s.opts.CA.Sign(p.sshKey, claims); err != nil {

@@ -70,6 +70,9 @@ type Result struct {
 	// Listeners are the ports of the gateway's protocol listeners by
 	// protocol ("postgres", "ssh").
 	Listeners map[string]int `json:"listeners,omitempty"`
+	// SSHHostKey is the gateway's SSH host key (authorized_keys format), so
+	// that the client can pin it without trusting it on first use.
+	SSHHostKey string `json:"ssh_host_key,omitempty"`
 }
 
 // Pending is the answer to a poll of a device login not complete yet
