@@ -543,3 +543,49 @@ func TestOIDCProviderDown(t *testing.T) {
 		t.Fatalf("ssh with the certificate: %v %q", err, out)
 	}
 }
+
+// TestOIDCDeviceLogin signs in with the device authorization grant: the
+// user confirms the code on the OP's device page, gatewayctl polls.
+func TestOIDCDeviceLogin(t *testing.T) {
+	e := startOIDC(t)
+	stderr := &testlog.Buffer{}
+	var stdout strings.Builder
+	a := newApp()
+	a.stdout, a.stderr = &stdout, stderr
+	env := e.env()
+	a.getenv = func(k string) string { return env[k] }
+	a.loc = time.UTC
+	code := make(chan int, 1)
+	go func() { code <- a.run(context.Background(), []string{"login", "--device"}) }()
+	re := regexp.MustCompile(`and (?:confirm|enter) the code (\S+)`)
+	var userCode string
+	for deadline := time.Now().Add(20 * time.Second); userCode == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(stderr.String()); m != nil {
+			userCode = m[1]
+		}
+	}
+	if userCode == "" {
+		t.Fatalf("no user code shown:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), e.op.Issuer+"/device") {
+		t.Fatalf("no verification URI shown:\n%s", stderr.String())
+	}
+	if err := oidctest.NewBrowser().ConfirmDevice(e.op.Issuer, userCode, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-code:
+		if c != 0 || !strings.Contains(stdout.String(), "Signed in as alice@example.com") {
+			t.Fatalf("device login: exit %d\n%s\n%s", c, stdout.String(), stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("device login did not finish:\n%s", stderr.String())
+	}
+	if out, err := e.ssh("web-1", "echo device"); err != nil || out != "device" {
+		t.Fatalf("ssh after a device login: %v %q", err, out)
+	}
+	e.stop()
+	if ev := strings.Join(e.events("login"), "\n"); !strings.Contains(ev, `"flow":"device"`) {
+		t.Fatalf("login events: %s", ev)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -72,8 +71,7 @@ func Start(t testing.TB, opts Options) *Provider {
 	// grant is added by a second registration under the same id below.
 	clients := map[string]*storage.Client{opts.ClientID: web}
 	st := &groupStorage{Storage: storage.NewStorageWithClients(users, clients), users: users}
-	logger := slog.New(slog.DiscardHandler)
-	router := exampleop.SetupServer(issuer, st, logger, false)
+	router := exampleop.SetupServer(issuer, st, nil, false)
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	p := &Provider{Issuer: issuer, srv: srv, ln: ln}
@@ -235,4 +233,45 @@ func (b *Browser) GetResponse(u string) (*http.Response, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp, nil
+}
+
+// GetClientByClientID lets the client use the device authorization grant
+// too (the example's web client has the code grant only).
+func (s *groupStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.Storage.GetClientByClientID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return deviceToo{c}, nil
+}
+
+type deviceToo struct{ op.Client }
+
+func (c deviceToo) GrantTypes() []oidc.GrantType {
+	return append(c.Client.GrantTypes(), oidc.GrantTypeDeviceCode)
+}
+
+// ConfirmDevice signs in as username on the OP's device page and allows
+// the device login of userCode.
+func (b *Browser) ConfirmDevice(issuer, userCode, username string) error {
+	resp, err := b.http.PostForm(issuer+"/device/login", url.Values{
+		"user_code": {userCode}, "username": {username}, "password": {Password}})
+	if err != nil {
+		return fmt.Errorf("device login: %w", err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "confirm") {
+		return fmt.Errorf("device login: HTTP %d: %.300s", resp.StatusCode, page)
+	}
+	resp, err = b.http.PostForm(issuer+"/device/confirm", url.Values{"action": {"allowed"}})
+	if err != nil {
+		return fmt.Errorf("device confirm: %w", err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("device confirm: HTTP %d: %.300s", resp.StatusCode, page)
+	}
+	return nil
 }
