@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/gatewayd-access/gatewayd/core/config"
 	gw "github.com/gatewayd-access/gatewayd/core/gateway"
 	"github.com/gatewayd-access/gatewayd/core/login"
@@ -359,6 +361,21 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 	if err != nil || out != "hello from "+sshtest.User {
 		t.Fatalf("ssh with the certificate: %v %q", err, out)
 	}
+
+	// Over SSH the token also works as a password.
+	sc, err := gossh.Dial("tcp", e.sshAddr, &gossh.ClientConfig{User: "web-1", Auth: []gossh.AuthMethod{gossh.Password(c.Token)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("ssh with the token as password: %v", err)
+	}
+	sess, err := sc.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sess.CombinedOutput("echo password"); err != nil || string(out) != "password\n" {
+		t.Fatalf("ssh with the token as password: %v %q", err, out)
+	}
+	sc.Close()
 
 	// gatewayctl ssh runs ssh with the certificate and the gateway's host
 	// key pinned from the login.
