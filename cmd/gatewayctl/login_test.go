@@ -548,6 +548,7 @@ func TestOIDCProviderDown(t *testing.T) {
 	e.login("alice").check(t, 0, "", "")
 	c := e.creds()
 	e.op.Stop()
+	time.Sleep(1100 * time.Millisecond) // the gateway reads discovery at most once a second
 	r := e.run("login", "--no-browser")
 	r.check(t, 1, "", "the identity provider cannot be reached")
 	host, pgPort, _ := net.SplitHostPort(e.pgAddr)

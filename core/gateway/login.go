@@ -66,6 +66,7 @@ func (g *Gateway) setupLogin(ctx context.Context, dir *identity.Directory) (map[
 	}
 	svc, err := login.New(login.Options{
 		SSHHostKey:   hostKey,
+		Context:      ctx,
 		Config:       *oc,
 		ClientSecret: strings.TrimSpace(secret.Reveal()),
 		Directory:    dir,

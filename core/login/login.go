@@ -67,6 +67,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Context bounds the service's background work (polling the provider
+	// for device logins); nil is context.Background.
+	Context context.Context
 }
 
 // Service runs logins. It is safe for concurrent use.
@@ -116,6 +119,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
 	}
 	s := &Service{
 		opts: opts, log: opts.Logger, now: opts.Now,
@@ -457,7 +463,7 @@ func (s *Service) StartDevice(ctx context.Context, req DeviceRequest, clientAddr
 
 // pollDevice waits for the provider's token of a device login.
 func (s *Service) pollDevice(d *discovered, da *oauth2.DeviceAuthResponse, p *pending) {
-	ctx, cancel := context.WithDeadline(s.rp.ctx(context.Background()), p.expires)
+	ctx, cancel := context.WithDeadline(s.rp.ctx(s.opts.Context), p.expires)
 	defer cancel()
 	var res *Result
 	tok, err := d.oauth.DeviceAccessToken(ctx, da)

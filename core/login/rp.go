@@ -49,7 +49,17 @@ type rp struct {
 
 	mu   sync.Mutex
 	disc *discovered // nil until discovery succeeds
+	// last is the time of the last discovery attempt and lastErr its
+	// error: a fresh discovery is attempted at most once per
+	// minRediscover, so that unauthenticated login starts cannot make the
+	// gateway hammer the provider.
+	last    time.Time
+	lastErr error
 }
+
+// minRediscover is the least time between two reads of the discovery
+// document.
+const minRediscover = time.Second
 
 // discovered is what the provider's discovery document gave.
 type discovered struct {
@@ -69,6 +79,24 @@ func (r *rp) discover(ctx context.Context, fresh bool) (*discovered, error) {
 	if r.disc != nil && !fresh {
 		return r.disc, nil
 	}
+	if !r.last.IsZero() && r.now().Sub(r.last) < minRediscover {
+		if r.lastErr != nil {
+			return nil, r.lastErr
+		}
+		return r.disc, nil
+	}
+	r.last = r.now()
+	d, err := r.rediscover(ctx)
+	r.lastErr = err
+	if err != nil {
+		return nil, err
+	}
+	r.disc = d
+	return d, nil
+}
+
+// rediscover reads the discovery document; r.mu is held.
+func (r *rp) rediscover(ctx context.Context) (*discovered, error) {
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, r.client), idpTimeout)
 	defer cancel()
 	p, err := oidc.NewProvider(ctx, r.cfg.Issuer)
@@ -89,7 +117,7 @@ func (r *rp) discover(ctx context.Context, fresh bool) (*discovered, error) {
 	if r.disc != nil && r.disc.keys.url == meta.JWKS {
 		ks = r.disc.keys
 	}
-	r.disc = &discovered{
+	return &discovered{
 		oauth: oauth2.Config{
 			ClientID: r.cfg.ClientID, ClientSecret: r.secret, Endpoint: p.Endpoint(),
 			RedirectURL: r.cfg.RedirectURL, Scopes: r.cfg.Scopes,
@@ -101,8 +129,7 @@ func (r *rp) discover(ctx context.Context, fresh bool) (*discovered, error) {
 			SkipExpiryCheck: true,
 		}),
 		keys: ks,
-	}
-	return r.disc, nil
+	}, nil
 }
 
 // ctx returns a context whose oauth2 and go-oidc calls use r's client.
