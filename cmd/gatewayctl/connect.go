@@ -154,7 +154,9 @@ func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
 		case *pgproto3.StartupMessage:
 			startup = m
 		case *pgproto3.CancelRequest:
-			return nil // cancel keys are the gateway's; not relayed
+			// The key is the gateway's (its BackendKeyData came through
+			// the relay): pass the request on.
+			return p.cancel(ctx, m)
 		default:
 			return fmt.Errorf("unexpected startup message %T", m)
 		}
@@ -164,24 +166,11 @@ func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
 		_ = be.Flush()
 		return errors.New(msg)
 	}
-	d := net.Dialer{Timeout: handshakeTimeout}
-	raw, err := d.DialContext(ctx, "tcp", p.gateway)
+	up, err := p.dial(ctx)
 	if err != nil {
-		return fail(fmt.Sprintf("cannot reach the gateway at %s: %v", p.gateway, err))
+		return fail(err.Error())
 	}
-	defer raw.Close()
-	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := raw.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil { // SSLRequest
-		return fail(fmt.Sprintf("talking to the gateway: %v", err))
-	}
-	var b [1]byte
-	if _, err := io.ReadFull(raw, b[:]); err != nil || b[0] != 'S' {
-		return fail("the gateway does not offer TLS")
-	}
-	up := tls.Client(raw, p.tls)
-	if err := up.HandshakeContext(ctx); err != nil {
-		return fail(fmt.Sprintf("TLS with the gateway: %v", err))
-	}
+	defer up.Close()
 	params := map[string]string{}
 	for k, v := range startup.Parameters {
 		params[k] = v
@@ -210,7 +199,7 @@ func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
 		return fail(fmt.Sprintf("the gateway asked for %T, not a password", m))
 	}
 	_ = cc.SetDeadline(time.Time{})
-	_ = raw.SetDeadline(time.Time{})
+	_ = up.SetDeadline(time.Time{})
 	// From here on the gateway's answers (AuthenticationOk or an error)
 	// and the session go through unchanged.
 	errc := make(chan error, 2)
@@ -220,6 +209,51 @@ func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
 	case <-errc:
 	case <-ctx.Done():
 	}
+	return nil
+}
+
+// dial opens a TLS connection to the gateway's PostgreSQL listener, with
+// the handshake deadline set.
+func (p *pgProxy) dial(ctx context.Context) (*tls.Conn, error) {
+	d := net.Dialer{Timeout: handshakeTimeout}
+	raw, err := d.DialContext(ctx, "tcp", p.gateway)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the gateway at %s: %v", p.gateway, err)
+	}
+	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := raw.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil { // SSLRequest
+		raw.Close()
+		return nil, fmt.Errorf("talking to the gateway: %v", err)
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(raw, b[:]); err != nil || b[0] != 'S' {
+		raw.Close()
+		return nil, errors.New("the gateway does not offer TLS")
+	}
+	up := tls.Client(raw, p.tls)
+	if err := up.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("TLS with the gateway: %v", err)
+	}
+	return up, nil
+}
+
+// cancel passes a client's cancel request on to the gateway.
+func (p *pgProxy) cancel(ctx context.Context, m *pgproto3.CancelRequest) error {
+	up, err := p.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("passing on a cancel request: %w", err)
+	}
+	defer up.Close()
+	buf, err := m.Encode(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := up.Write(buf); err != nil {
+		return fmt.Errorf("passing on a cancel request: %w", err)
+	}
+	// The gateway closes the connection when it has handled it.
+	_, _ = io.Copy(io.Discard, up)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gatewayd-access/gatewayd/core/config"
@@ -343,6 +345,22 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 	if err != nil || out != "app" {
 		t.Fatalf("psql through gatewayctl connect: %v %q", err, out)
 	}
+	// A cancel request goes through the local listener to the gateway.
+	pc, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=127.0.0.1 port=%d dbname=app user=whoever sslmode=disable", port))
+	if err != nil {
+		t.Fatalf("pgx through gatewayctl connect: %v", err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = pc.CancelRequest(context.Background())
+	}()
+	_, err = pc.Exec(context.Background(), "SELECT pg_sleep(20)").ReadAll()
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Fatalf("cancelled query: %v, want SQLSTATE 57014", err)
+	}
+	pc.Close(context.Background())
+
 	// The token works as a password directly, too (user = the identity).
 	host, pgPort, _ := net.SplitHostPort(e.pgAddr)
 	direct := fmt.Sprintf("host=%s port=%s user=alice@example.com dbname=app-db sslmode=require", host, pgPort)
