@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/gatewayd-access/gatewayd/core/api"
 	"github.com/gatewayd-access/gatewayd/core/login"
 )
 
@@ -56,6 +57,11 @@ func (a *app) connect(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The PostgreSQL user is the token's identity, static or signed in.
+	var who api.Whoami
+	if err := cl.getJSON(ctx, requestTimeout, "/v1/whoami", nil, &who); err != nil {
+		return fmt.Errorf("asking who you are: %w", err)
+	}
 	switch conn.Protocol {
 	case "postgres":
 	case "ssh":
@@ -74,7 +80,7 @@ func (a *app) connect(ctx context.Context, args []string) error {
 		connection: conn.Name,
 		token:      cl.token,
 		cacert:     a.cacert,
-		name:       a.identityName(),
+		name:       who.Name,
 		log:        a.stderr,
 	}
 	if err := p.loadTLS(); err != nil {
@@ -101,14 +107,6 @@ func (a *app) connect(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-}
-
-// identityName is the name the stored login signed in as.
-func (a *app) identityName() string {
-	if c, err := a.loadCredentials(); err == nil && c != nil {
-		return c.Name
-	}
-	return ""
 }
 
 // pgProxy relays local PostgreSQL clients to the gateway, answering the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +33,10 @@ import (
 	"github.com/gatewayd-access/gatewayd/internal/sshtest"
 	"github.com/gatewayd-access/gatewayd/internal/testlog"
 )
+
+// staticToken is the token of the static identity "ci" beside the OIDC
+// logins.
+const staticToken = "gwt_ci-service-account-token"
 
 // oidcEnv is a real gatewayd in front of a real PostgreSQL and sshd, with
 // a real OpenID provider (zitadel's example OP) to sign in at.
@@ -111,6 +116,11 @@ scopes = ["openid", "email", "profile"]
 allowed_domains = ["example.com"]
 token_ttl = "1h"
 
+[[identity.static]]
+name = "ci"
+groups = ["dev"]
+token_sha256 = %q
+
 [[connection]]
 name = "app-db"
 protocol = "postgres"
@@ -138,7 +148,7 @@ secret = "file:%s"
 host_key = %q
 allow_groups = ["dev"]
 `, filepath.Join(dir, "data"), apiPort, filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"),
-		op.Issuer, clientSecret, apiBase, pg.Addr(), pgSecret, pg.Addr(), pgSecret,
+		op.Issuer, clientSecret, apiBase, hexSum(staticToken), pg.Addr(), pgSecret, pg.Addr(), pgSecret,
 		sshd.Addr, sshtest.User, sshSecret, sshd.HostKey)
 	cfgPath := write("gateway.toml", toml)
 	cfg, err := config.Load(cfgPath)
@@ -623,5 +633,35 @@ func TestOIDCDeviceLogin(t *testing.T) {
 	e.stop()
 	if ev := strings.Join(e.events("login"), "\n"); !strings.Contains(ev, `"flow":"device"`) {
 		t.Fatalf("login events: %s", ev)
+	}
+}
+
+// TestConnectWithStaticToken: a service account's static token works with
+// gatewayctl connect next to OIDC logins.
+func TestConnectWithStaticToken(t *testing.T) {
+	e := startOIDC(t)
+	e.cfgDir = t.TempDir() // no stored login
+	env := e.env()
+	env["GATEWAYD_TOKEN"] = staticToken
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp()
+	a.stdout, a.stderr = pw, &testlog.Buffer{}
+	a.getenv = func(k string) string { return env[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, []string{"connect", "app-db"}); pw.Close() }()
+	defer func() { cancel(); <-done }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	m := regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("connect printed %q: %v", line, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	out, err := e.psql([]string{"PGPASSWORD="}, "host=127.0.0.1 port="+m[1]+" dbname=app", "SELECT current_user")
+	if err != nil || out != "app" {
+		t.Fatalf("psql with a static token through connect: %v %q", err, out)
 	}
 }

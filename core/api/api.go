@@ -13,6 +13,9 @@
 //	GET /v1/audit/verify       VerifyResult                          admin
 //	GET /v1/audit/export       JSON lines (?session_id=ID&kind=K)    admin
 //
+// Options.Routes mounts more routes beside these, such as the login routes
+// of package login (POST /v1/login/start, ...; see docs/identity.md).
+//
 // /v1 requests carry "Authorization: Bearer <token>", the caller's gateway
 // token. A missing or wrong token is answered 401 with the same message
 // whatever went wrong. Members of Options.AdminGroups see every session and

@@ -83,3 +83,5 @@ func (g *Gateway) setupLogin(ctx context.Context, dir *identity.Directory) (map[
 	g.log.Info("OIDC login enabled", "issuer", oc.Issuer, "ssh_user_ca", ca.PublicKey())
 	return svc.Routes(), nil
 }
+
+var _ identity.Revocations = (*sqlite.Store)(nil)
