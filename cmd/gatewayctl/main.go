@@ -28,8 +28,9 @@ const usage = `usage: gatewayctl [--gateway URL] [--cacert FILE] <command> [flag
 gatewayctl talks to gatewayd's API. The gateway is --gateway URL, else
 $GATEWAYD_ADDR, else ` + defaultGateway + `. Your token is read from
 $GATEWAYD_TOKEN (never a flag, so that it stays out of shell history and
-ps), else from what gatewayctl login stored. --cacert (or $GATEWAYD_CACERT) names a PEM file of CA certificates
-to trust for an https gateway.
+ps), else from what gatewayctl login stored. --cacert (or $GATEWAYD_CACERT)
+names a PEM file of CA certificates to trust for an https gateway (and, for
+gatewayctl connect, for the gateway's PostgreSQL listener).
 
 commands:
   sessions list [--limit N] [--identity NAME] [--json]
