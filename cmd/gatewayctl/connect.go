@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,10 +63,36 @@ func (a *app) connect(ctx context.Context, args []string) error {
 	if err := cl.getJSON(ctx, requestTimeout, "/v1/whoami", nil, &who); err != nil {
 		return fmt.Errorf("asking who you are: %w", err)
 	}
+	upstream := net.JoinHostPort(cl.base.Hostname(), strconv.Itoa(conn.Port))
+	var serve func(context.Context, net.Conn) error
+	var hint func(lport int) string
 	switch conn.Protocol {
 	case "postgres":
+		p := &pgProxy{
+			gateway:    upstream,
+			serverName: cl.base.Hostname(),
+			connection: conn.Name,
+			token:      cl.token,
+			cacert:     a.cacert,
+			name:       who.Name,
+			log:        a.stderr,
+		}
+		if err := p.loadTLS(); err != nil {
+			return err
+		}
+		serve = p.serve
+		hint = func(lport int) string { return fmt.Sprintf("psql -h 127.0.0.1 -p %d %s", lport, conn.Name) }
 	case "ssh":
-		return fmt.Errorf("%s is an ssh connection: use gatewayctl ssh %s, or ssh with the certificate gatewayctl login stored", conn.Name, conn.Name)
+		// SSH authenticates end to end with the login's certificate; the
+		// local port only carries the bytes to the gateway.
+		args, err := a.sshOptions()
+		if err != nil {
+			return err
+		}
+		serve = func(ctx context.Context, cc net.Conn) error { return relayTCP(ctx, cc, upstream) }
+		hint = func(lport int) string {
+			return fmt.Sprintf("ssh -p %d %s %s@127.0.0.1", lport, strings.Join(args, " "), conn.Name)
+		}
 	default:
 		return fmt.Errorf("gatewayctl connect does not speak %s yet", conn.Protocol)
 	}
@@ -74,20 +101,8 @@ func (a *app) connect(ctx context.Context, args []string) error {
 		return fmt.Errorf("listening on 127.0.0.1:%d: %w", *port, err)
 	}
 	defer ln.Close()
-	p := &pgProxy{
-		gateway:    net.JoinHostPort(cl.base.Hostname(), strconv.Itoa(conn.Port)),
-		serverName: cl.base.Hostname(),
-		connection: conn.Name,
-		token:      cl.token,
-		cacert:     a.cacert,
-		name:       who.Name,
-		log:        a.stderr,
-	}
-	if err := p.loadTLS(); err != nil {
-		return err
-	}
 	lport := ln.Addr().(*net.TCPAddr).Port
-	fmt.Fprintf(a.stdout, "Listening on %s for %s; connect with:\n  psql -h 127.0.0.1 -p %d %s\nCtrl-C stops.\n", ln.Addr(), conn.Name, lport, conn.Name)
+	fmt.Fprintf(a.stdout, "Listening on %s for %s; connect with:\n  %s\nCtrl-C stops.\n", ln.Addr(), conn.Name, hint(lport))
 	go func() { <-ctx.Done(); _ = ln.Close() }()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -102,7 +117,7 @@ func (a *app) connect(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.serve(ctx, cc); err != nil {
+			if err := serve(ctx, cc); err != nil {
 				fmt.Fprintf(a.stderr, "gatewayctl: %v\n", err)
 			}
 		}()
@@ -272,20 +287,11 @@ func (a *app) ssh(ctx context.Context, args []string) error {
 	if conn.Protocol != "ssh" {
 		return fmt.Errorf("%s is a %s connection: use gatewayctl connect %s", conn.Name, conn.Protocol, conn.Name)
 	}
-	d, err := a.configDir()
+	opts, err := a.sshOptions()
 	if err != nil {
 		return err
 	}
-	key := filepath.Join(d, "id_ed25519")
-	if _, err := os.Stat(key + "-cert.pub"); err != nil {
-		return errors.New("no SSH certificate: run gatewayctl login")
-	}
-	sshArgs := []string{"-p", strconv.Itoa(conn.Port), "-i", key, "-o", "CertificateFile=" + key + "-cert.pub",
-		"-o", "IdentitiesOnly=yes"}
-	if kh := filepath.Join(d, "known_hosts"); fileExists(kh) {
-		sshArgs = append(sshArgs, "-o", "UserKnownHostsFile="+kh, "-o", "HostKeyAlias="+knownHostsAlias,
-			"-o", "StrictHostKeyChecking=yes")
-	}
+	sshArgs := append([]string{"-p", strconv.Itoa(conn.Port)}, opts...)
 	sshArgs = append(sshArgs, conn.Name+"@"+cl.base.Hostname())
 	cmd := exec.CommandContext(ctx, "ssh", append(sshArgs, args[1:]...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = a.stdin, a.stdout, a.stderr
@@ -307,4 +313,42 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// sshOptions are the ssh options that use the login's key, certificate and
+// the gateway's pinned host key.
+func (a *app) sshOptions() ([]string, error) {
+	d, err := a.configDir()
+	if err != nil {
+		return nil, err
+	}
+	key := filepath.Join(d, "id_ed25519")
+	if !fileExists(key + "-cert.pub") {
+		return nil, errors.New("no SSH certificate: run gatewayctl login")
+	}
+	opts := []string{"-i", key, "-o", "CertificateFile=" + key + "-cert.pub", "-o", "IdentitiesOnly=yes"}
+	if kh := filepath.Join(d, "known_hosts"); fileExists(kh) {
+		opts = append(opts, "-o", "UserKnownHostsFile="+kh, "-o", "HostKeyAlias="+knownHostsAlias,
+			"-o", "StrictHostKeyChecking=yes")
+	}
+	return opts, nil
+}
+
+// relayTCP copies bytes between a local client and addr.
+func relayTCP(ctx context.Context, cc net.Conn, addr string) error {
+	defer cc.Close()
+	d := net.Dialer{Timeout: handshakeTimeout}
+	up, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot reach the gateway at %s: %w", addr, err)
+	}
+	defer up.Close()
+	errc := make(chan error, 2)
+	go func() { _, err := io.Copy(up, cc); _ = up.(*net.TCPConn).CloseWrite(); errc <- err }()
+	go func() { _, err := io.Copy(cc, up); errc <- err }()
+	select {
+	case <-errc:
+	case <-ctx.Done():
+	}
+	return nil
 }

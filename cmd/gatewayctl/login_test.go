@@ -405,6 +405,17 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 	}
 	sc.Close()
 
+	// gatewayctl connect gives an ssh connection a local port too: real ssh
+	// through it, with the printed options.
+	sshPort := e.connect("web-1")
+	key := filepath.Join(e.cfgDir, "id_ed25519")
+	cmd := exec.Command("ssh", "-p", fmt.Sprint(sshPort), "-i", key, "-o", "CertificateFile="+key+"-cert.pub",
+		"-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile="+filepath.Join(e.cfgDir, "known_hosts"),
+		"-o", "HostKeyAlias=gatewayd", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "web-1@127.0.0.1", "echo local port")
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "local port\n" {
+		t.Fatalf("ssh through gatewayctl connect: %v %q", err, out)
+	}
+
 	// gatewayctl ssh runs ssh with the certificate and the gateway's host
 	// key pinned from the login.
 	r = e.run("ssh", "web-1", "echo via gatewayctl")

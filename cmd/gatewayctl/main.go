@@ -55,7 +55,9 @@ commands:
   ls [--json]
         the connections you may use
   connect NAME [--port N]
-        a local listener that signs in for you (psql -h 127.0.0.1 -p N)
+        a local listener: for PostgreSQL it signs in for you (psql -h
+        127.0.0.1 -p N); for SSH it relays to the gateway (ssh with the
+        certificate, the command is printed)
   ssh NAME [ssh arguments]
         run ssh to an ssh connection with your certificate
   whoami [--json]
