@@ -676,3 +676,32 @@ func TestConnectWithStaticToken(t *testing.T) {
 		t.Fatalf("psql with a static token through connect: %v %q", err, out)
 	}
 }
+
+// TestLoginRoutesMethods: the login routes answer other methods 405 in
+// JSON, and an unauthenticated caller 401.
+func TestLoginRoutesMethods(t *testing.T) {
+	e := startOIDC(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/v1/login/start", 405},
+		{"POST", "/v1/login/callback", 405},
+		{"GET", "/v1/logout", 405},
+		{"POST", "/v1/logout", 401},
+		{"GET", "/v1/connections", 401},
+		{"POST", "/v1/login/finish", 400},
+	} {
+		req, _ := http.NewRequest(tc.method, e.api+tc.path, strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]string
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || err != nil || body["error"] == "" {
+			t.Errorf("%s %s: %d %v %v, want %d with a JSON error", tc.method, tc.path, resp.StatusCode, body, err, tc.status)
+		}
+	}
+}

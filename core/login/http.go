@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,8 +26,11 @@ const maxBody = 16 << 10
 //	POST /v1/login/device/poll  PollRequest -> Result, or 202 Pending   no auth (verifier)
 //	POST /v1/logout             revokes the bearer token; 204           token
 //	GET  /v1/connections        ConnectionList                          token
+//
+// Other methods on these paths are answered 405 with a JSON error, like the
+// rest of the API.
 func (s *Service) Routes() map[string]http.Handler {
-	return map[string]http.Handler{
+	routes := map[string]http.Handler{
 		"POST /v1/login/start":       http.HandlerFunc(s.handleStart),
 		"GET /v1/login/callback":     http.HandlerFunc(s.handleCallback),
 		"POST /v1/login/finish":      http.HandlerFunc(s.handleFinish),
@@ -35,6 +39,14 @@ func (s *Service) Routes() map[string]http.Handler {
 		"POST /v1/logout":            http.HandlerFunc(s.handleLogout),
 		"GET /v1/connections":        http.HandlerFunc(s.handleConnections),
 	}
+	for pattern := range maps.Clone(routes) {
+		method, path, _ := strings.Cut(pattern, " ")
+		routes[path] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", method)
+			writeJSON(w, http.StatusMethodNotAllowed, apiError{"method not allowed"})
+		})
+	}
+	return routes
 }
 
 func (s *Service) handleStart(w http.ResponseWriter, r *http.Request) {
