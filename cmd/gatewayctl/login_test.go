@@ -65,6 +65,13 @@ func freeLoopbackPort(t *testing.T) int {
 
 func startOIDC(t *testing.T) *oidcEnv {
 	t.Helper()
+	return startOIDCWith(t, oidctest.Options{})
+}
+
+// startOIDCWith starts the environment with the OP's options (its client
+// and users are filled in).
+func startOIDCWith(t *testing.T, opOpts oidctest.Options) *oidcEnv {
+	t.Helper()
 	dir := t.TempDir()
 	pg := pgtest.Start(t, pgtest.Options{AuthMethod: "scram-sha-256"})
 	pg.CreateRole(t, "app", "app-password")
@@ -82,15 +89,14 @@ func startOIDC(t *testing.T) *oidcEnv {
 	clientSecret := write("oidc.secret", "oidc-client-secret\n")
 	apiPort := freeLoopbackPort(t)
 	apiBase := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	op := oidctest.Start(t, oidctest.Options{
-		ClientID: "gatewayd", ClientSecret: "oidc-client-secret",
-		RedirectURIs: []string{apiBase + "/v1/login/callback"},
-		Users: []oidctest.User{
-			{Username: "alice", Email: "alice@example.com", Groups: []string{"dev"}},
-			{Username: "bob", Email: "bob@example.com", Groups: []string{"ops"}},
-			{Username: "eve", Email: "eve@elsewhere.test", Groups: []string{"dev"}},
-		},
-	})
+	opOpts.ClientID, opOpts.ClientSecret = "gatewayd", "oidc-client-secret"
+	opOpts.RedirectURIs = []string{apiBase + "/v1/login/callback"}
+	opOpts.Users = []oidctest.User{
+		{Username: "alice", Email: "alice@example.com", Groups: []string{"dev"}},
+		{Username: "bob", Email: "bob@example.com", Groups: []string{"ops"}},
+		{Username: "eve", Email: "eve@elsewhere.test", Groups: []string{"dev"}},
+	}
+	op := oidctest.Start(t, opOpts)
 	toml := fmt.Sprintf(`
 [gateway]
 data_dir = %q
@@ -704,4 +710,18 @@ func TestLoginRoutesMethods(t *testing.T) {
 			t.Errorf("%s %s: %d %v %v, want %d with a JSON error", tc.method, tc.path, resp.StatusCode, body, err, tc.status)
 		}
 	}
+}
+
+// TestOIDCClaimsFromUserinfo: a provider that keeps email and groups out of
+// the ID token (OIDC Core's rule when an access token is issued) is asked
+// at its userinfo endpoint.
+func TestOIDCClaimsFromUserinfo(t *testing.T) {
+	e := startOIDCWith(t, oidctest.Options{UserinfoOnly: true})
+	r := e.login("alice")
+	r.check(t, 0, "", "")
+	if !strings.Contains(r.stdout, "Signed in as alice@example.com (groups: dev)") {
+		t.Fatalf("login output: %q", r.stdout)
+	}
+	r = e.login("eve")
+	r.check(t, 1, "", "eve@elsewhere.test is not in an allowed domain")
 }

@@ -272,14 +272,9 @@ func (s *Service) Callback(ctx context.Context, q url.Values) (string, error) {
 	if raw == "" {
 		return s.fail(ctx, p, refuse("the identity provider's answer holds no ID token"))
 	}
-	user, idt, err := s.rp.verify(ctx, d, raw, p.nonce, true)
+	user, err := s.rp.verify(ctx, d, raw, p.nonce, true, tok.AccessToken)
 	if err != nil {
 		return s.fail(ctx, p, err)
-	}
-	if idt.AccessTokenHash != "" {
-		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			return s.fail(ctx, p, refuse("the access token does not match the ID token's at_hash"))
-		}
 	}
 	res, err := s.issue(ctx, p, user)
 	if err != nil {
@@ -475,7 +470,7 @@ func (s *Service) pollDevice(d *discovered, da *oauth2.DeviceAuthResponse, p *pe
 		// No authorization request, so no nonce: the token came straight
 		// from the provider's token endpoint over an authenticated channel.
 		var u User
-		if u, _, err = s.rp.verify(ctx, d, raw, "", false); err == nil {
+		if u, err = s.rp.verify(ctx, d, raw, "", false, tok.AccessToken); err == nil {
 			res, err = s.issue(ctx, p, u)
 		}
 	}

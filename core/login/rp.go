@@ -66,6 +66,8 @@ type discovered struct {
 	oauth    oauth2.Config
 	verifier *oidc.IDTokenVerifier
 	keys     *keySet
+	provider *oidc.Provider
+	userinfo string // the userinfo endpoint, "" when there is none
 }
 
 // discover reads the provider's discovery document. With fresh false a
@@ -128,7 +130,9 @@ func (r *rp) rediscover(ctx context.Context) (*discovered, error) {
 			// Checked below with the configured leeway.
 			SkipExpiryCheck: true,
 		}),
-		keys: ks,
+		keys:     ks,
+		provider: p,
+		userinfo: p.UserInfoEndpoint(),
 	}, nil
 }
 
@@ -139,69 +143,106 @@ func (r *rp) ctx(ctx context.Context) context.Context {
 
 // verify checks a raw ID token: signature with an allowed algorithm and a
 // published key, issuer, audience (and azp when there are several),
-// expiry, issued-at and not-before within the leeway, the nonce when want
-// is not empty (the device flow has none), then the email domain. It
-// returns who signed in.
-func (r *rp) verify(ctx context.Context, d *discovered, raw, wantNonce string, requireNonce bool) (User, *oidc.IDToken, error) {
+// expiry, issued-at and not-before within the leeway, and the nonce when
+// requireNonce (the device flow has none). It then takes email and groups
+// from the token, or from the provider's userinfo endpoint (with
+// accessToken, for the same subject) for what the token leaves out, and
+// checks the email's domain. It returns who signed in.
+func (r *rp) verify(ctx context.Context, d *discovered, raw, wantNonce string, requireNonce bool, accessToken string) (User, error) {
 	tok, err := d.verifier.Verify(r.ctx(ctx), raw)
 	if err != nil {
-		return User{}, nil, refuse("the ID token does not verify: %s", strings.TrimPrefix(err.Error(), "oidc: "))
+		return User{}, refuse("the ID token does not verify: %s", strings.TrimPrefix(err.Error(), "oidc: "))
 	}
 	now, leeway := r.now(), r.cfg.ClockLeeway.Duration
 	if tok.Expiry.IsZero() || !now.Before(tok.Expiry.Add(leeway)) {
-		return User{}, nil, refuse("the ID token expired at %s", tok.Expiry.UTC().Format(time.RFC3339))
+		return User{}, refuse("the ID token expired at %s", tok.Expiry.UTC().Format(time.RFC3339))
 	}
 	if !tok.IssuedAt.IsZero() && tok.IssuedAt.After(now.Add(leeway)) {
-		return User{}, nil, refuse("the ID token was issued in the future (%s)", tok.IssuedAt.UTC().Format(time.RFC3339))
+		return User{}, refuse("the ID token was issued in the future (%s)", tok.IssuedAt.UTC().Format(time.RFC3339))
 	}
 	var claims struct {
-		NotBefore     *int64 `json:"nbf"`
-		AZP           string `json:"azp"`
-		Email         string `json:"email"`
-		EmailVerified *bool  `json:"email_verified"`
+		NotBefore *int64 `json:"nbf"`
+		AZP       string `json:"azp"`
 	}
 	if err := tok.Claims(&claims); err != nil {
-		return User{}, nil, refuse("the ID token's claims do not decode")
+		return User{}, refuse("the ID token's claims do not decode")
 	}
 	if claims.NotBefore != nil && time.Unix(*claims.NotBefore, 0).After(now.Add(leeway)) {
-		return User{}, nil, refuse("the ID token is not valid yet")
+		return User{}, refuse("the ID token is not valid yet")
 	}
 	if len(tok.Audience) > 1 && claims.AZP != r.cfg.ClientID {
-		return User{}, nil, refuse("the ID token has several audiences and was not issued to this gateway (azp %q)", claims.AZP)
+		return User{}, refuse("the ID token has several audiences and was not issued to this gateway (azp %q)", claims.AZP)
 	}
 	switch {
 	case requireNonce && tok.Nonce == "":
-		return User{}, nil, refuse("the ID token carries no nonce")
+		return User{}, refuse("the ID token carries no nonce")
 	case requireNonce && tok.Nonce != wantNonce:
-		return User{}, nil, refuse("the ID token's nonce does not match this login (a replayed token?)")
+		return User{}, refuse("the ID token's nonce does not match this login (a replayed token?)")
 	}
-	if claims.Email == "" {
-		return User{}, nil, refuse("the ID token carries no email (request the email scope)")
+	if tok.AccessTokenHash != "" && accessToken != "" {
+		if err := tok.VerifyAccessToken(accessToken); err != nil {
+			return User{}, refuse("the access token does not match the ID token's at_hash")
+		}
 	}
-	if claims.EmailVerified != nil && !*claims.EmailVerified {
-		return User{}, nil, refuse("the email %s is not verified at the identity provider", claims.Email)
+	var all map[string]any
+	if err := tok.Claims(&all); err != nil {
+		return User{}, refuse("the ID token's claims do not decode")
 	}
-	email := strings.ToLower(claims.Email)
+	_, hasGroups := all[r.cfg.GroupsClaim]
+	if email, _ := all["email"].(string); (email == "" || !hasGroups) && accessToken != "" && d.userinfo != "" {
+		info, err := r.userinfo(ctx, d, accessToken, tok.Subject)
+		if err != nil {
+			return User{}, err
+		}
+		for _, k := range []string{"email", "email_verified", r.cfg.GroupsClaim} {
+			if _, ok := all[k]; !ok && info[k] != nil {
+				all[k] = info[k]
+			}
+		}
+	}
+	email, _ := all["email"].(string)
+	if email == "" {
+		return User{}, refuse("neither the ID token nor userinfo carries an email (request the email scope)")
+	}
+	if v, ok := all["email_verified"].(bool); ok && !v {
+		return User{}, refuse("the email %s is not verified at the identity provider", email)
+	}
+	email = strings.ToLower(email)
 	if doms := r.cfg.AllowedDomains; len(doms) > 0 {
 		_, dom, _ := strings.Cut(email, "@")
 		if !slices.Contains(doms, dom) {
-			return User{}, nil, refuse("%s is not in an allowed domain (%s)", email, strings.Join(doms, ", "))
+			return User{}, refuse("%s is not in an allowed domain (%s)", email, strings.Join(doms, ", "))
 		}
 	}
-	groups, err := r.groups(tok)
+	groups, err := r.groups(all[r.cfg.GroupsClaim])
 	if err != nil {
-		return User{}, nil, err
+		return User{}, err
 	}
-	return User{Subject: tok.Subject, Email: email, Groups: groups}, tok, nil
+	return User{Subject: tok.Subject, Email: email, Groups: groups}, nil
+}
+
+// userinfo asks the provider's userinfo endpoint about the holder of
+// accessToken, which must be subject.
+func (r *rp) userinfo(ctx context.Context, d *discovered, accessToken, subject string) (map[string]any, error) {
+	uctx, cancel := context.WithTimeout(r.ctx(ctx), idpTimeout)
+	defer cancel()
+	ui, err := d.provider.UserInfo(uctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken, TokenType: "Bearer"}))
+	if err != nil {
+		return nil, fmt.Errorf("%w: asking the userinfo endpoint: %v", ErrUnreachable, err)
+	}
+	if ui.Subject != subject {
+		return nil, refuse("the userinfo endpoint answered for another subject than the ID token's")
+	}
+	var info map[string]any
+	if err := ui.Claims(&info); err != nil {
+		return nil, refuse("the userinfo answer does not decode")
+	}
+	return info, nil
 }
 
 // groups reads the groups claim: absent, a string or an array of strings.
-func (r *rp) groups(tok *oidc.IDToken) ([]string, error) {
-	var all map[string]any
-	if err := tok.Claims(&all); err != nil {
-		return nil, refuse("the ID token's claims do not decode")
-	}
-	switch v := all[r.cfg.GroupsClaim].(type) {
+func (r *rp) groups(v any) ([]string, error) {
+	switch v := v.(type) {
 	case nil:
 		return []string{}, nil
 	case string:
@@ -211,12 +252,12 @@ func (r *rp) groups(tok *oidc.IDToken) ([]string, error) {
 		for _, g := range v {
 			s, ok := g.(string)
 			if !ok {
-				return nil, refuse("the ID token's %q claim holds something other than strings", r.cfg.GroupsClaim)
+				return nil, refuse("the %q claim holds something other than strings", r.cfg.GroupsClaim)
 			}
 			out = append(out, s)
 		}
 		return out, nil
 	default:
-		return nil, refuse("the ID token's %q claim is neither a string nor an array of strings", r.cfg.GroupsClaim)
+		return nil, refuse("the %q claim is neither a string nor an array of strings", r.cfg.GroupsClaim)
 	}
 }

@@ -172,13 +172,13 @@ func TestVerifyIDToken(t *testing.T) {
 		{"unverified email", op.sign(t, op.claims(func(c map[string]any) { c["email_verified"] = false }), "k1"), "n1",
 			"is not verified"},
 		{"no email", op.sign(t, op.claims(func(c map[string]any) { delete(c, "email") }), "k1"), "n1",
-			"carries no email"},
+			"carries an email"},
 		{"groups not strings", op.sign(t, op.claims(func(c map[string]any) { c["groups"] = []any{"dev", 3} }), "k1"), "n1",
 			"other than strings"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u, _, err := r.verify(context.Background(), d, tt.token, tt.nonce, true)
+			u, err := r.verify(context.Background(), d, tt.token, tt.nonce, true, "")
 			if tt.want == "" {
 				if err != nil || u.Email != "alice@example.com" || u.Subject != "u1" || fmt.Sprint(u.Groups) != "[dev]" {
 					t.Fatalf("verify: %+v %v", u, err)
@@ -204,12 +204,12 @@ func TestUnknownKeyIDFlood(t *testing.T) {
 	clock := func() time.Time { return now }
 	r, d := testRP(t, op, nil)
 	r.now, d.keys.now = clock, clock
-	if _, _, err := r.verify(context.Background(), d, op.sign(t, op.claims(), "k1"), "n1", true); err != nil {
+	if _, err := r.verify(context.Background(), d, op.sign(t, op.claims(), "k1"), "n1", true, ""); err != nil {
 		t.Fatal(err)
 	}
 	before := op.fetches.Load()
 	for i := range 500 {
-		_, _, err := r.verify(context.Background(), d, op.sign(t, op.claims(), fmt.Sprintf("made-up-%d", i)), "n1", true)
+		_, err := r.verify(context.Background(), d, op.sign(t, op.claims(), fmt.Sprintf("made-up-%d", i)), "n1", true, "")
 		if err == nil {
 			t.Fatal("a token with an unknown key id was accepted")
 		}
@@ -224,7 +224,7 @@ func TestUnknownKeyIDFlood(t *testing.T) {
 	// fetched and accepted, once.
 	op.kid = "k2"
 	now = now.Add(2 * time.Minute)
-	if _, _, err := r.verify(context.Background(), d, op.sign(t, op.claims(), "k2"), "n1", true); err != nil {
+	if _, err := r.verify(context.Background(), d, op.sign(t, op.claims(), "k2"), "n1", true, ""); err != nil {
 		t.Fatalf("rotated key: %v", err)
 	}
 	if n := op.fetches.Load() - before; n != 1 {

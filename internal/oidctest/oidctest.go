@@ -43,6 +43,10 @@ type Options struct {
 	// RedirectURIs are the client's registered redirect URIs.
 	RedirectURIs []string
 	Users        []User
+	// UserinfoOnly leaves email and groups out of ID tokens: only the
+	// userinfo endpoint tells them (as OIDC Core has it when an access
+	// token is issued).
+	UserinfoOnly bool
 }
 
 // Provider is a running OP.
@@ -70,7 +74,7 @@ func Start(t testing.TB, opts Options) *Provider {
 	// The web client type takes the code grant and refresh; the device
 	// grant is added by a second registration under the same id below.
 	clients := map[string]*storage.Client{opts.ClientID: web}
-	st := &groupStorage{Storage: storage.NewStorageWithClients(users, clients), users: users}
+	st := &groupStorage{Storage: storage.NewStorageWithClients(users, clients), users: users, userinfoOnly: opts.UserinfoOnly}
 	router := exampleop.SetupServer(issuer, st, nil, false)
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -97,10 +101,12 @@ func (u userStore) GetUserByUsername(name string) *storage.User {
 }
 func (u userStore) ExampleClientID() string { return "service" }
 
-// groupStorage puts email and groups in every ID token and userinfo answer.
+// groupStorage puts email and groups in every userinfo answer and, unless
+// userinfoOnly, in every ID token.
 type groupStorage struct {
 	*storage.Storage
-	users userStore
+	users        userStore
+	userinfoOnly bool
 }
 
 func (s *groupStorage) addClaims(info *oidc.UserInfo, subject string) {
@@ -118,7 +124,9 @@ func (s *groupStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Us
 	if err := s.Storage.SetUserinfoFromRequest(ctx, info, req, scopes); err != nil {
 		return err
 	}
-	s.addClaims(info, req.GetSubject())
+	if !s.userinfoOnly {
+		s.addClaims(info, req.GetSubject())
+	}
 	return nil
 }
 
