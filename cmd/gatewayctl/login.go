@@ -40,6 +40,8 @@ type credentials struct {
 	Email     string         `json:"email"`
 	Groups    []string       `json:"groups"`
 	Listeners map[string]int `json:"listeners,omitempty"`
+	// CACert is the --cacert login was given, if any.
+	CACert string `json:"cacert,omitempty"`
 }
 
 // configDir is where gatewayctl keeps the credentials and SSH key:
@@ -88,13 +90,31 @@ func (a *app) loadCredentials() (*credentials, error) {
 }
 
 // storedToken returns the token of the stored login, "" when there is
-// none or it has expired.
+// none, it has expired or it belongs to another gateway than the one
+// gatewayctl talks to (a token is never sent to another gateway).
 func (a *app) storedToken() string {
 	c, err := a.loadCredentials()
 	if err != nil || c == nil || time.Now().After(c.Expires) {
 		return ""
 	}
+	base, err := parseGateway(a.gateway)
+	if err != nil || base.String() != c.Gateway {
+		return ""
+	}
 	return c.Token
+}
+
+// defaultsFromLogin makes the gateway (and its CA file) of the stored
+// login the default, when the environment names none.
+func (a *app) defaultsFromLogin() {
+	c, err := a.loadCredentials()
+	if err != nil || c == nil || c.Gateway == "" {
+		return
+	}
+	a.gateway = c.Gateway
+	if a.cacert == "" {
+		a.cacert = c.CACert
+	}
 }
 
 // writePrivate writes a file only its owner can read, atomically.
@@ -331,7 +351,7 @@ func (a *app) saveLogin(cl *client, res *login.Result, keyFile string) error {
 		return err
 	}
 	data, err := json.MarshalIndent(credentials{Gateway: cl.base.String(), Token: res.Token, Expires: res.Expires,
-		Name: res.Name, Email: res.Email, Groups: res.Groups, Listeners: res.Listeners}, "", "  ")
+		Name: res.Name, Email: res.Email, Groups: res.Groups, Listeners: res.Listeners, CACert: absPath(a.cacert)}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -391,6 +411,9 @@ func (a *app) logout(ctx context.Context, args []string) error {
 	if creds == nil {
 		return errors.New("not signed in")
 	}
+	if base, err := parseGateway(a.gateway); err != nil || base.String() != creds.Gateway {
+		return fmt.Errorf("the stored login is for %s, not %s: run logout with --gateway %s", creds.Gateway, a.gateway, creds.Gateway)
+	}
 	cl, err := a.newClient(creds.Token)
 	if err != nil {
 		return err
@@ -403,10 +426,14 @@ func (a *app) logout(ctx context.Context, args []string) error {
 	if d, err := a.configDir(); err == nil {
 		_ = os.Remove(filepath.Join(d, "id_ed25519-cert.pub"))
 	}
-	if rerr != nil && time.Now().Before(creds.Expires) {
+	switch {
+	case !time.Now().Before(creds.Expires):
+		fmt.Fprintln(a.stdout, "Signed out; the token had expired.")
+	case rerr != nil:
 		return fmt.Errorf("the stored login is removed, but the gateway did not revoke the token: %w", rerr)
+	default:
+		fmt.Fprintln(a.stdout, "Signed out; the token is revoked.")
 	}
-	fmt.Fprintln(a.stdout, "Signed out; the token is revoked.")
 	return nil
 }
 
@@ -438,4 +465,16 @@ func (a *app) ls(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\n", cell(cn.Name, 0), cn.Protocol, cn.Port)
 	}
 	return tw.Flush()
+}
+
+// absPath makes a file name absolute, so that it works from any directory
+// later ("" stays "").
+func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }

@@ -355,6 +355,16 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 		t.Fatalf("ls:\n%s", r.stdout)
 	}
 
+	// Later commands find the gateway (and its CA file) of the login...
+	r = runApp(t, map[string]string{"GATEWAYD_CONFIG_DIR": e.cfgDir}, "", "ls")
+	r.check(t, 0, "", "")
+	if !strings.Contains(r.stdout, "app-db") {
+		t.Fatalf("ls without GATEWAYD_ADDR:\n%s", r.stdout)
+	}
+	// ... and the token never goes to another gateway.
+	r = runApp(t, map[string]string{"GATEWAYD_CONFIG_DIR": e.cfgDir, "GATEWAYD_ADDR": "http://127.0.0.1:1"}, "", "ls")
+	r.check(t, 1, "", "GATEWAYD_TOKEN is not set")
+
 	// psql through gatewayctl connect needs no password.
 	port := e.connect("app-db")
 	out, err := e.psql([]string{"PGPASSWORD="}, fmt.Sprintf("host=127.0.0.1 port=%d dbname=app user=whoever", port), "SELECT current_user")

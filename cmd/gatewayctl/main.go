@@ -140,10 +140,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
 	a.gateway = a.getenv("GATEWAYD_ADDR")
+	a.cacert = a.getenv("GATEWAYD_CACERT")
 	if a.gateway == "" {
 		a.gateway = defaultGateway
+		a.defaultsFromLogin()
 	}
-	a.cacert = a.getenv("GATEWAYD_CACERT")
 
 	// Global flags end at the command; the command parses the rest.
 	global := a.command("gatewayctl", "")
