@@ -25,6 +25,7 @@ import (
 
 	"github.com/gatewayd-access/gatewayd/core/config"
 	gw "github.com/gatewayd-access/gatewayd/core/gateway"
+	"github.com/gatewayd-access/gatewayd/core/identity"
 	"github.com/gatewayd-access/gatewayd/core/login"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
@@ -471,9 +472,9 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 	}
 }
 
-// TestOIDCRevokedCertificate checks that the certificate of a revoked
-// token is refused by the SSH listener.
-func TestOIDCRevokedCertificate(t *testing.T) {
+// TestOIDCCertificates checks that the SSH listener refuses the same
+// certificate signed by another CA, and the certificate of a revoked token.
+func TestOIDCCertificates(t *testing.T) {
 	e := startOIDC(t)
 	e.login("alice").check(t, 0, "", "")
 	if out, err := e.ssh("web-1", "true"); err != nil {
@@ -485,12 +486,51 @@ func TestOIDCRevokedCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same certificate signed by another CA is refused.
+	other, err := identity.OpenUserCA(filepath.Join(t.TempDir(), "other-ca"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(filepath.Join(e.cfgDir, "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := other.Sign(string(gossh.MarshalAuthorizedKey(signer.PublicKey())), identity.Claims{
+		ID: "forged", Name: "alice@example.com", Email: "alice@example.com", Groups: []string{"dev"},
+		Expiry: time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, gossh.MarshalAuthorizedKey(forged), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.ssh("web-1", "true"); err == nil {
+		t.Fatalf("ssh with a certificate of another CA worked: %q", out)
+	}
+	if err := os.WriteFile(key, cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.ssh("web-1", "true"); err != nil {
+		t.Fatalf("ssh with the gateway's certificate again: %v %q", err, out)
+	}
+
 	e.run("logout").check(t, 0, "", "")
 	if err := os.WriteFile(key, cert, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := e.ssh("web-1", "true"); err == nil {
 		t.Fatalf("ssh with the certificate of a revoked token worked: %q", out)
+	}
+	e.stop()
+	failed := strings.Join(e.events("auth.failed"), "\n")
+	for _, want := range []string{"certificate signed by an unknown authority", "gateway token revoked"} {
+		if !strings.Contains(failed, want) {
+			t.Errorf("auth.failed events lack %q:\n%s", want, failed)
+		}
 	}
 }
 
