@@ -66,12 +66,12 @@ func freeLoopbackPort(t *testing.T) int {
 
 func startOIDC(t *testing.T) *oidcEnv {
 	t.Helper()
-	return startOIDCWith(t, oidctest.Options{})
+	return startOIDCWith(t, oidctest.Options{}, false)
 }
 
 // startOIDCWith starts the environment with the OP's options (its client
-// and users are filled in).
-func startOIDCWith(t *testing.T, opOpts oidctest.Options) *oidcEnv {
+// and users are filled in), the API over HTTPS when apiTLS.
+func startOIDCWith(t *testing.T, opOpts oidctest.Options, apiTLS bool) *oidcEnv {
 	t.Helper()
 	dir := t.TempDir()
 	pg := pgtest.Start(t, pgtest.Options{AuthMethod: "scram-sha-256"})
@@ -89,7 +89,11 @@ func startOIDCWith(t *testing.T, opOpts oidctest.Options) *oidcEnv {
 	sshSecret := write("web.key", string(sshd.ClientKey))
 	clientSecret := write("oidc.secret", "oidc-client-secret\n")
 	apiPort := freeLoopbackPort(t)
-	apiBase := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	scheme := "http"
+	if apiTLS {
+		scheme = "https"
+	}
+	apiBase := fmt.Sprintf("%s://127.0.0.1:%d", scheme, apiPort)
 	opOpts.ClientID, opOpts.ClientSecret = "gatewayd", "oidc-client-secret"
 	opOpts.RedirectURIs = []string{apiBase + "/v1/login/callback"}
 	opOpts.Users = []oidctest.User{
@@ -110,6 +114,7 @@ address = "127.0.0.1:0"
 
 [listen.api]
 address = "127.0.0.1:%d"
+tls = %t
 
 [modules]
 cache_dir = %q
@@ -154,7 +159,7 @@ user = %q
 secret = "file:%s"
 host_key = %q
 allow_groups = ["dev"]
-`, filepath.Join(dir, "data"), apiPort, filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"),
+`, filepath.Join(dir, "data"), apiPort, apiTLS, filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"),
 		op.Issuer, clientSecret, apiBase, hexSum(staticToken), pg.Addr(), pgSecret, pg.Addr(), pgSecret,
 		sshd.Addr, sshtest.User, sshSecret, sshd.HostKey)
 	cfgPath := write("gateway.toml", toml)
@@ -216,7 +221,11 @@ func (e *oidcEnv) login(user string) result {
 	if authURL == "" {
 		e.t.Fatalf("gatewayctl login printed no URL:\n%s", stderr.String())
 	}
-	final, page, err := oidctest.NewBrowser().Login(authURL, user)
+	b := oidctest.NewBrowser()
+	if strings.HasPrefix(e.api, "https:") {
+		b = oidctest.NewBrowserTrusting(e.t, filepath.Join(e.dataDir, "tls", "gateway.crt"))
+	}
+	final, page, err := b.Login(authURL, user)
 	if err != nil {
 		e.t.Fatalf("signing in at the OP: %v", err)
 	}
@@ -766,7 +775,7 @@ func TestLoginRoutesMethods(t *testing.T) {
 // the ID token (OIDC Core's rule when an access token is issued) is asked
 // at its userinfo endpoint.
 func TestOIDCClaimsFromUserinfo(t *testing.T) {
-	e := startOIDCWith(t, oidctest.Options{UserinfoOnly: true})
+	e := startOIDCWith(t, oidctest.Options{UserinfoOnly: true}, false)
 	r := e.login("alice")
 	r.check(t, 0, "", "")
 	if !strings.Contains(r.stdout, "Signed in as alice@example.com (groups: dev)") {
@@ -774,4 +783,17 @@ func TestOIDCClaimsFromUserinfo(t *testing.T) {
 	}
 	r = e.login("eve")
 	r.check(t, 1, "", "eve@elsewhere.test is not in an allowed domain")
+}
+
+// TestOIDCLoginOverHTTPS: the API over TLS (as a gateway off the loopback
+// must run it): login, connect and psql with the gateway's CA file.
+func TestOIDCLoginOverHTTPS(t *testing.T) {
+	e := startOIDCWith(t, oidctest.Options{}, true)
+	e.login("alice").check(t, 0, "", "")
+	port := e.connect("app-db")
+	out, err := e.psql([]string{"PGPASSWORD="}, fmt.Sprintf("host=127.0.0.1 port=%d dbname=app", port), "SELECT current_user")
+	if err != nil || out != "app" {
+		t.Fatalf("psql through gatewayctl connect over an https gateway: %v %q", err, out)
+	}
+	e.run("logout").check(t, 0, "Signed out; the token is revoked.\n", "")
 }

@@ -6,6 +6,8 @@ package oidctest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"html"
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -151,6 +154,28 @@ func NewBrowser() *Browser {
 }
 
 var hiddenID = regexp.MustCompile(`name="id" value="([^"]*)"`)
+
+// NewBrowserTrusting returns a Browser that also trusts the PEM
+// certificates in caFile (a gateway's self-signed API certificate).
+func NewBrowserTrusting(t testing.TB, caFile string) *Browser {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", caFile)
+	}
+	b := NewBrowser()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	b.http.Transport = tr
+	return b
+}
 
 // Login opens authURL, fills in the login form as username and follows
 // the redirects to the end (the gateway's callback, then the client's
