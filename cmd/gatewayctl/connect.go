@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/gatewayd-access/gatewayd/core/api"
-	"github.com/gatewayd-access/gatewayd/core/login"
+	"github.com/gatewayd-access/gatewayd/core/identity/login"
 )
 
 // handshakeTimeout bounds the local proxy's part of a PostgreSQL startup.

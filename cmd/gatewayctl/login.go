@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/gatewayd-access/gatewayd/core/login"
+	"github.com/gatewayd-access/gatewayd/core/identity/login"
 )
 
 // loginTimeout bounds a whole login: the user's time at the provider.

@@ -26,7 +26,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/config"
 	gw "github.com/gatewayd-access/gatewayd/core/gateway"
 	"github.com/gatewayd-access/gatewayd/core/identity"
-	"github.com/gatewayd-access/gatewayd/core/login"
+	"github.com/gatewayd-access/gatewayd/core/identity/login"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
 	"github.com/gatewayd-access/gatewayd/internal/oidctest"

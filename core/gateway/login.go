@@ -12,7 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gatewayd-access/gatewayd/core/identity"
-	"github.com/gatewayd-access/gatewayd/core/login"
+	"github.com/gatewayd-access/gatewayd/core/identity/login"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
 )
 
