@@ -3,6 +3,7 @@ package identity
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,6 +97,15 @@ func TestIssuedTokens(t *testing.T) {
 	again, _ = OpenTokens(filepath.Join(dir, "k"), rev)
 	if _, err := again.Verify(tok); err != ErrTokenRevoked {
 		t.Fatalf("revoked after a restart: %v", err)
+	}
+	// A token too long to be accepted is not issued.
+	many := alice
+	many.Groups = make([]string, 500)
+	for i := range many.Groups {
+		many.Groups[i] = fmt.Sprintf("a-rather-long-group-name-%d", i)
+	}
+	if _, _, err := tokens.Issue("sub-1", many, time.Hour); err == nil || !strings.Contains(err.Error(), "500 groups") {
+		t.Fatalf("issuing an oversized token: %v", err)
 	}
 	// Without issued tokens configured, a gwi_ token is refused.
 	plain, _ := NewDirectory([]config.StaticIdentity{})

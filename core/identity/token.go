@@ -140,6 +140,9 @@ func (t *Tokens) Issue(subject string, id protocol.Identity, ttl time.Duration) 
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("identity: encoding a token: %w", err)
 	}
+	if len(IssuedPrefix)+len(compact) > maxIssuedToken {
+		return "", Claims{}, fmt.Errorf("identity: a token for %s would be longer than %d bytes (%d groups)", id.Name, maxIssuedToken, len(id.Groups))
+	}
 	return IssuedPrefix + compact, c, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -31,8 +32,14 @@ import (
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 )
 
-// maxPending bounds the logins in progress; past it new ones are refused.
-const maxPending = 10000
+// maxPending bounds the logins in progress, and maxPendingPerClient those
+// from one client address; past them new ones are refused. Login starts
+// need no credentials, so these keep a flood from one address from
+// blocking everyone's logins.
+const (
+	maxPending          = 10000
+	maxPendingPerClient = 32
+)
 
 // Auditor appends audit events; *audit.Writer is one.
 type Auditor interface {
@@ -199,23 +206,58 @@ func (s *Service) Start(ctx context.Context, req StartRequest, clientAddr string
 		redirect: req.RedirectURI, challenge: req.CodeChallenge, sshKey: req.SSHPublicKey, client: clientAddr,
 		started: now, expires: now.Add(s.opts.Config.LoginTimeout.Duration),
 	}
-	if err := s.add(func() { s.byState[p.state] = p }); err != nil {
+	if err := s.add(clientAddr, func() { s.byState[p.state] = p }); err != nil {
 		return nil, err
 	}
 	u := d.oauth.AuthCodeURL(p.state, oauth2.S256ChallengeOption(p.verifier), oidc.Nonce(p.nonce))
 	return &StartResponse{AuthURL: u, Expires: p.expires}, nil
 }
 
-// add registers a pending login unless too many are in progress.
-func (s *Service) add(register func()) error {
+// room checks that another login of client may start: fewer than
+// maxPending in all and maxPendingPerClient from its address.
+func (s *Service) room(client string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.roomLocked(client)
+}
+
+func (s *Service) roomLocked(client string) error {
 	s.sweep()
 	if len(s.byState)+len(s.byCode)+len(s.byDeviceID) >= maxPending {
 		return refuse("too many logins in progress; try again in a minute")
 	}
+	host := clientHost(client)
+	n := 0
+	for _, m := range []map[string]*pending{s.byState, s.byCode, s.byDeviceID} {
+		for _, p := range m {
+			if clientHost(p.client) == host {
+				n++
+			}
+		}
+	}
+	if n >= maxPendingPerClient {
+		return refuse("too many logins in progress from %s; finish or wait for one", host)
+	}
+	return nil
+}
+
+// add registers a pending login of client if there is room.
+func (s *Service) add(client string, register func()) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.roomLocked(client); err != nil {
+		return err
+	}
 	register()
 	return nil
+}
+
+// clientHost is the host part of a client address.
+func clientHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 // sweep forgets expired logins; s.mu is held.
@@ -429,6 +471,9 @@ func (s *Service) StartDevice(ctx context.Context, req DeviceRequest, clientAddr
 	if d.oauth.Endpoint.DeviceAuthURL == "" {
 		return nil, refuse("the identity provider does not offer the device authorization grant")
 	}
+	if err := s.room(clientAddr); err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(s.rp.ctx(ctx), idpTimeout)
 	defer cancel()
 	da, err := d.oauth.DeviceAuth(dctx)
@@ -444,7 +489,7 @@ func (s *Service) StartDevice(ctx context.Context, req DeviceRequest, clientAddr
 		p.expires = da.Expiry
 	}
 	id := randomString(24)
-	if err := s.add(func() { s.byDeviceID[id] = p }); err != nil {
+	if err := s.add(clientAddr, func() { s.byDeviceID[id] = p }); err != nil {
 		return nil, err
 	}
 	go s.pollDevice(d, da, p)
