@@ -358,6 +358,16 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 		}
 	}
 
+	resp, err := http.Get(e.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `gatewayd_logins_total{flow="browser",outcome="ok"} 1`) {
+		t.Errorf("/metrics lacks the login:\n%s", metrics)
+	}
+
 	// ls lists by group: app-db and web-1 (dev), not ops-db.
 	r = e.run("ls")
 	r.check(t, 0, "", "")

@@ -67,6 +67,7 @@ func (g *Gateway) setupLogin(ctx context.Context, dir *identity.Directory) (map[
 	svc, err := login.New(login.Options{
 		SSHHostKey:   hostKey,
 		Context:      ctx,
+		Registerer:   g.metrics.Registry,
 		Config:       *oc,
 		ClientSecret: strings.TrimSpace(secret.Reveal()),
 		Directory:    dir,

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/oauth2"
 
@@ -77,6 +78,9 @@ type Options struct {
 	// Context bounds the service's background work (polling the provider
 	// for device logins); nil is context.Background.
 	Context context.Context
+	// Registerer receives the service's metrics
+	// (gatewayd_logins_total{flow,outcome}); nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Service runs logins. It is safe for concurrent use.
@@ -85,6 +89,10 @@ type Service struct {
 	rp   *rp
 	log  *slog.Logger
 	now  func() time.Time
+
+	// logins counts logins by flow and outcome ("ok", "refused",
+	// "unreachable").
+	logins *prometheus.CounterVec
 
 	mu         sync.Mutex
 	byState    map[string]*pending // browser logins waiting for the callback
@@ -136,6 +144,14 @@ func New(opts Options) (*Service, error) {
 		byState:    map[string]*pending{},
 		byCode:     map[string]*pending{},
 		byDeviceID: map[string]*pending{},
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_logins_total", Help: "Logins through the identity provider, by flow and outcome.",
+		}, []string{"flow", "outcome"}),
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(s.logins); err != nil {
+			return nil, fmt.Errorf("login: registering metrics: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -338,6 +354,11 @@ func (s *Service) fail(ctx context.Context, p *pending, err error) (string, erro
 }
 
 func (s *Service) failed(ctx context.Context, flow, client string, err error) {
+	outcome := "refused"
+	if errors.Is(err, ErrUnreachable) {
+		outcome = "unreachable"
+	}
+	s.logins.WithLabelValues(flow, outcome).Inc()
 	s.log.Warn("login refused", "flow", flow, "client", client, "reason", reason(err))
 	if aerr := s.opts.Audit.Append(ctx, audit.Record{Kind: audit.KindLoginFailed,
 		Data: audit.LoginData{Flow: flow, Client: client, Issuer: s.opts.Config.Issuer, Reason: reason(err)}}); aerr != nil {
@@ -434,6 +455,7 @@ func (s *Service) issue(ctx context.Context, p *pending, u User) (*Result, error
 			return nil, fmt.Errorf("login: auditing the login: %w", err)
 		}
 	}
+	s.logins.WithLabelValues(p.flow, "ok").Inc()
 	s.log.Info("login", "flow", p.flow, "user", claims.Name, "groups", claims.Groups, "token_id", claims.ID, "certificate", cert != nil)
 	return res, nil
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/gatewayd-access/gatewayd/core/audit"
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/identity"
@@ -102,5 +104,8 @@ func TestCallbackRefusals(t *testing.T) {
 	}
 	if len(reasons) != 3 {
 		t.Fatalf("login.failed reasons: %q", reasons)
+	}
+	if n := testutil.ToFloat64(s.logins.WithLabelValues("browser", "refused")); n != 3 {
+		t.Fatalf("gatewayd_logins_total{browser,refused} = %v, want 3", n)
 	}
 }
