@@ -260,7 +260,10 @@ func (a *app) loginBrowser(ctx context.Context, cl *client, verifier, pub string
 		return nil, fmt.Errorf("listening for the login callback: %w", err)
 	}
 	defer ln.Close()
-	redirect := fmt.Sprintf("http://%s/callback", ln.Addr())
+	// A random path: another local process that finds the port cannot
+	// feed gatewayctl a callback without also knowing it.
+	path := "/callback/" + randomVerifier()[:16]
+	redirect := fmt.Sprintf("http://%s%s", ln.Addr(), path)
 	var start login.StartResponse
 	if _, err := cl.postJSON(ctx, "/v1/login/start", login.StartRequest{RedirectURI: redirect,
 		CodeChallenge: login.Challenge(verifier), SSHPublicKey: pub}, &start); err != nil {
@@ -269,7 +272,7 @@ func (a *app) loginBrowser(ctx context.Context, cl *client, verifier, pub string
 	type outcome struct{ code, err string }
 	got := make(chan outcome, 1)
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/callback" {
+		if r.URL.Path != path {
 			http.NotFound(w, r)
 			return
 		}
