@@ -1,9 +1,3 @@
-// Package login signs people in through the company identity provider:
-// the gateway is a confidential OpenID Connect client (coreos/go-oidc and
-// x/oauth2: authorization code with PKCE, state and nonce, or the device
-// authorization grant), and turns a verified ID token into its own
-// short-lived gateway token and SSH user certificate for gatewayctl.
-// docs/identity.md describes the flows.
 package login
 
 import (
