@@ -48,6 +48,7 @@ type oidcEnv struct {
 	api     string // http://127.0.0.1:PORT
 	pgAddr  string
 	sshAddr string
+	cfg     *config.Config
 	dataDir string
 	cfgDir  string // gatewayctl's config directory
 	logs    *testlog.Buffer
@@ -167,25 +168,32 @@ allow_groups = ["dev"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
+	e := &oidcEnv{t: t, op: op, pg: pg, api: apiBase, cfg: cfg, dataDir: cfg.Gateway.DataDir,
+		cfgDir: filepath.Join(dir, "gatewayctl"), logs: &testlog.Buffer{}}
+	e.startGateway()
+	t.Cleanup(func() {
+		e.stop()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+// startGateway runs gatewayd with e's configuration; e.stop stops it.
+func (e *oidcEnv) startGateway() {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gw.New(ctx, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	g, err := gw.New(ctx, e.cfg, slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
 	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", logs.String())
-		}
-	})
-	return &oidcEnv{t: t, op: op, pg: pg, api: apiBase, pgAddr: g.Addr("postgres").String(), sshAddr: g.Addr("ssh").String(),
-		dataDir: cfg.Gateway.DataDir, cfgDir: filepath.Join(dir, "gatewayctl"), logs: logs, stop: stop}
+	e.stop = func() { once.Do(func() { cancel(); <-done }) }
+	e.pgAddr, e.sshAddr = g.Addr("postgres").String(), g.Addr("ssh").String()
 }
 
 func (e *oidcEnv) env() map[string]string {
@@ -806,4 +814,36 @@ func TestOIDCLoginOverHTTPS(t *testing.T) {
 		t.Fatalf("psql through gatewayctl connect over an https gateway: %v %q", err, out)
 	}
 	e.run("logout").check(t, 0, "Signed out; the token is revoked.\n", "")
+}
+
+// TestOIDCRestart: after a gateway restart, tokens issued before still
+// work (the signing key is kept in data_dir) and revoked ones stay
+// revoked (revocations are in the store).
+func TestOIDCRestart(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	revoked := e.creds().Token
+	e.run("logout").check(t, 0, "", "")
+	e.login("alice").check(t, 0, "", "")
+	kept := e.creds().Token
+	e.stop()
+	e.startGateway()
+	psql := func(token string) error {
+		host, port, _ := net.SplitHostPort(e.pgAddr)
+		out, err := e.psql([]string{"PGPASSWORD=" + token},
+			fmt.Sprintf("host=%s port=%s user=alice@example.com dbname=app-db sslmode=require", host, port), "SELECT 1")
+		if err == nil && out != "1" {
+			return fmt.Errorf("psql: %q", out)
+		}
+		return err
+	}
+	if err := psql(kept); err != nil {
+		t.Fatalf("a token issued before the restart: %v", err)
+	}
+	if err := psql(revoked); err == nil {
+		t.Fatal("a token revoked before the restart works after it")
+	}
+	if out, err := e.ssh("web-1", "echo ok"); err != nil || out != "ok" {
+		t.Fatalf("the certificate after a restart: %v %q", err, out)
+	}
 }
