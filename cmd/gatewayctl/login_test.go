@@ -656,7 +656,7 @@ func TestOIDCRefusedLogins(t *testing.T) {
 
 	e.stop()
 	events := strings.Join(e.events("login.failed"), "\n")
-	for _, want := range []string{"not in an allowed domain", "already used login state", "refused the authorization code"} {
+	for _, want := range []string{`"subject":"eve","email":"eve@elsewhere.test"`, "not in an allowed domain", "already used login state", "refused the authorization code"} {
 		if !strings.Contains(events, want) {
 			t.Errorf("login.failed events lack %q:\n%s", want, events)
 		}

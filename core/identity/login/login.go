@@ -353,9 +353,13 @@ func (s *Service) failed(ctx context.Context, flow, client string, err error) {
 		outcome = "unreachable"
 	}
 	s.logins.WithLabelValues(flow, outcome).Inc()
-	s.log.Warn("login refused", "flow", flow, "client", client, "reason", reason(err))
-	if aerr := s.opts.Audit.Append(ctx, audit.Record{Kind: audit.KindLoginFailed,
-		Data: audit.LoginData{Flow: flow, Client: client, Issuer: s.opts.Config.Issuer, Reason: reason(err)}}); aerr != nil {
+	data := audit.LoginData{Flow: flow, Client: client, Issuer: s.opts.Config.Issuer, Reason: reason(err)}
+	var r *Refusal
+	if errors.As(err, &r) {
+		data.Subject, data.Email = r.Subject, r.Email
+	}
+	s.log.Warn("login refused", "flow", flow, "client", client, "email", data.Email, "reason", data.Reason)
+	if aerr := s.opts.Audit.Append(ctx, audit.Record{Kind: audit.KindLoginFailed, Identity: data.Email, Data: data}); aerr != nil {
 		s.log.Error("auditing a refused login", "error", aerr)
 	}
 }

@@ -25,7 +25,12 @@ var ErrUnreachable = errors.New("the identity provider cannot be reached")
 
 // Refusal is a login the gateway refused: Reason says why, in words safe
 // to show the user and to audit (it never holds a token or a code).
-type Refusal struct{ Reason string }
+// Subject and Email name who was refused, when that is known (a verified
+// ID token of someone the gateway does not let in).
+type Refusal struct {
+	Reason         string
+	Subject, Email string
+}
 
 func (r *Refusal) Error() string { return "login refused: " + r.Reason }
 
@@ -204,19 +209,26 @@ func (r *rp) verify(ctx context.Context, d *discovered, raw, wantNonce string, r
 	if email == "" {
 		return User{}, refuse("neither the ID token nor userinfo carries an email (request the email scope)")
 	}
+	who := func(err error) error {
+		var r *Refusal
+		if errors.As(err, &r) {
+			r.Subject, r.Email = tok.Subject, strings.ToLower(email)
+		}
+		return err
+	}
 	if v, ok := all["email_verified"].(bool); ok && !v {
-		return User{}, refuse("the email %s is not verified at the identity provider", email)
+		return User{}, who(refuse("the email %s is not verified at the identity provider", email))
 	}
 	email = strings.ToLower(email)
 	if doms := r.cfg.AllowedDomains; len(doms) > 0 {
 		_, dom, _ := strings.Cut(email, "@")
 		if !slices.Contains(doms, dom) {
-			return User{}, refuse("%s is not in an allowed domain (%s)", email, strings.Join(doms, ", "))
+			return User{}, who(refuse("%s is not in an allowed domain (%s)", email, strings.Join(doms, ", ")))
 		}
 	}
 	groups, err := r.groups(all[r.cfg.GroupsClaim])
 	if err != nil {
-		return User{}, err
+		return User{}, who(err)
 	}
 	return User{Subject: tok.Subject, Email: email, Groups: groups}, nil
 }
