@@ -38,8 +38,16 @@ type client struct {
 func (a *app) client() (*client, error) {
 	token := strings.TrimSpace(a.getenv("GATEWAYD_TOKEN"))
 	if token == "" {
-		return nil, errors.New("GATEWAYD_TOKEN is not set: export the gateway token you were given")
+		token = a.storedToken() // from gatewayctl login
 	}
+	if token == "" {
+		return nil, errors.New("GATEWAYD_TOKEN is not set: export the gateway token you were given, or run gatewayctl login")
+	}
+	return a.newClient(token)
+}
+
+// newClient builds an API client that sends token ("" sends none).
+func (a *app) newClient(token string) (*client, error) {
 	base, err := parseGateway(a.gateway)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,5 @@
-// Command gatewayctl is the engineer's and admin's CLI for gatewayd: it lists
+// Command gatewayctl is the engineer's and admin's CLI for gatewayd: it signs
+// in through the identity provider and connects on the user's behalf, lists
 // sessions and their statements, verifies and exports the audit log (also
 // offline, from an export), and makes tokens for static identities.
 package main
@@ -26,9 +27,10 @@ const usage = `usage: gatewayctl [--gateway URL] [--cacert FILE] <command> [flag
 
 gatewayctl talks to gatewayd's API. The gateway is --gateway URL, else
 $GATEWAYD_ADDR, else ` + defaultGateway + `. Your token is read from
-$GATEWAYD_TOKEN only (never a flag, so that it stays out of shell history
-and ps). --cacert (or $GATEWAYD_CACERT) names a PEM file of CA certificates
-to trust for an https gateway.
+$GATEWAYD_TOKEN (never a flag, so that it stays out of shell history and
+ps), else from what gatewayctl login stored. --cacert (or $GATEWAYD_CACERT)
+names a PEM file of CA certificates to trust for an https gateway (and, for
+gatewayctl connect, for the gateway's PostgreSQL listener).
 
 commands:
   sessions list [--limit N] [--identity NAME] [--json]
@@ -45,6 +47,19 @@ commands:
         play a session's recording in the terminal with its timing
   replay --file FILE [--speed X] [--idle-limit D]
         play a recording file (asciicast v2, as asciinema writes)
+  login [--device] [--no-browser]
+        sign in through the identity provider; stores a short-lived token
+        and an SSH certificate under ~/.config/gatewayd
+  logout
+        revoke the stored token at the gateway and forget it
+  ls [--json]
+        the connections you may use
+  connect NAME [--port N]
+        a local listener: for PostgreSQL it signs in for you (psql -h
+        127.0.0.1 -p N); for SSH it relays to the gateway (ssh with the
+        certificate, the command is printed)
+  ssh NAME [ssh arguments]
+        run ssh to an ssh connection with your certificate
   whoami [--json]
         the identity your token belongs to
   token new [--name NAME] [--json]
@@ -125,10 +140,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
 	a.gateway = a.getenv("GATEWAYD_ADDR")
+	a.cacert = a.getenv("GATEWAYD_CACERT")
 	if a.gateway == "" {
 		a.gateway = defaultGateway
+		a.defaultsFromLogin()
 	}
-	a.cacert = a.getenv("GATEWAYD_CACERT")
 
 	// Global flags end at the command; the command parses the rest.
 	global := a.command("gatewayctl", "")
@@ -180,6 +196,16 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		default:
 			return unknownSub("token", s, "new, hash")
 		}
+	case "login":
+		return a.login(ctx, rest)
+	case "logout":
+		return a.logout(ctx, rest)
+	case "ls":
+		return a.ls(ctx, rest)
+	case "connect":
+		return a.connect(ctx, rest)
+	case "ssh":
+		return a.ssh(ctx, rest)
 	case "whoami":
 		return a.whoami(ctx, rest)
 	case "replay":

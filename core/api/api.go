@@ -13,6 +13,9 @@
 //	GET /v1/audit/verify       VerifyResult                          admin
 //	GET /v1/audit/export       JSON lines (?session_id=ID&kind=K)    admin
 //
+// Options.Routes mounts more routes beside these, such as the login routes
+// of package login (POST /v1/login/start, ...; see docs/identity.md).
+//
 // /v1 requests carry "Authorization: Bearer <token>", the caller's gateway
 // token. A missing or wrong token is answered 401 with the same message
 // whatever went wrong. Members of Options.AdminGroups see every session and
@@ -72,6 +75,9 @@ type Options struct {
 	// Recordings is the directory of session recordings (asciicast v2);
 	// "" leaves /v1/sessions/{id}/recording answering 404.
 	Recordings string
+	// Routes are more handlers by ServeMux pattern ("POST /v1/login/start"),
+	// mounted as they are: they authenticate their callers themselves.
+	Routes map[string]http.Handler
 }
 
 // Limits of GET /v1/sessions.
@@ -136,6 +142,9 @@ func New(opts Options) http.Handler {
 	route("/v1/sessions/{id}/recording", h.auth(h.recording))
 	route("/v1/audit/verify", h.auth(h.adminOnly(h.verify)))
 	route("/v1/audit/export", h.auth(h.adminOnly(h.export)))
+	for pattern, rh := range opts.Routes {
+		mux.Handle(pattern, rh)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

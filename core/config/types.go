@@ -101,6 +101,8 @@ type APIListener struct {
 // Identity holds the identity sources.
 type Identity struct {
 	Static []StaticIdentity `toml:"static"`
+	// OIDC signs people in through the company identity provider. Optional.
+	OIDC *OIDC `toml:"oidc" json:",omitempty"`
 }
 
 // StaticIdentity is a service or development identity with a fixed token.

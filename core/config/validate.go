@@ -184,6 +184,7 @@ func (d *decoder) complete(c *Config, o *options) {
 	d.gateway(c)
 	d.listeners(c)
 	d.identities(c)
+	d.oidc(c, o)
 	// A secret plugin's name is a scheme connections may use.
 	d.plugins(c, o)
 	d.listenerPlugins(c)

@@ -249,8 +249,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, err
 		}
 	}
+	routes, err := g.setupLogin(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
 	if ac := cfg.Listen.API; ac != nil {
 		handler := api.New(api.Options{
+			Routes:      routes,
 			Store:       st,
 			Tokens:      dir,
 			AdminGroups: cfg.Gateway.AdminGroups,

@@ -75,6 +75,11 @@ func (h *host) Authenticate(ctx context.Context, req protocol.AuthenticateReques
 	if err != nil {
 		h.metrics.AuthFailures.WithLabelValues(req.Protocol).Inc()
 		data.Reason = "invalid identity or token"
+		if err != identity.ErrUnauthenticated {
+			// Why an issued token or certificate was refused (expired,
+			// revoked, another CA); never the credential.
+			data.Reason = err.Error()
+		}
 		h.log.Warn("authentication failed", "protocol", req.Protocol, "client", req.ClientAddr, "user", req.User)
 		if aerr := h.appendEvent(ctx, audit.Record{Kind: audit.KindAuthFailed, Identity: req.User, Data: data}); aerr != nil {
 			h.log.Error("auditing failed authentication", "error", aerr)

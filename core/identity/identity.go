@@ -1,6 +1,9 @@
 // Package identity answers who a client is: it checks a presented gateway
 // token against the configured identities. Static identities (service and
-// development accounts) are configured with the sha256 of their token.
+// development accounts) are configured with the sha256 of their token;
+// people who signed in through the identity provider hold a short-lived
+// token the gateway issued (Tokens) and an SSH user certificate its CA
+// signed (UserCA).
 package identity
 
 import (
@@ -10,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -30,6 +34,17 @@ type static struct {
 // concurrent use.
 type Directory struct {
 	static []static
+	// issued checks tokens the gateway issued at login, ca the SSH user
+	// certificates it signed; both nil without OIDC login.
+	issued *Tokens
+	ca     *UserCA
+}
+
+// UseIssued makes the directory accept tokens issued by t and SSH user
+// certificates signed by ca (either may be nil). Call it before the
+// directory is in use.
+func (d *Directory) UseIssued(t *Tokens, ca *UserCA) {
+	d.issued, d.ca = t, ca
 }
 
 // NewDirectory builds a Directory from configuration.
@@ -61,6 +76,13 @@ func NewDirectory(ids []config.StaticIdentity) (*Directory, error) {
 // Authenticate checks that token belongs to the identity called name. The
 // work done is the same whether or not the name exists.
 func (d *Directory) Authenticate(name, token string) (protocol.Identity, error) {
+	if strings.HasPrefix(token, IssuedPrefix) {
+		id, err := d.AuthenticateToken(token)
+		if err != nil || id.Name != name {
+			return protocol.Identity{}, ErrUnauthenticated
+		}
+		return id, nil
+	}
 	sum := sha256.Sum256([]byte(token))
 	var found *static
 	ok := 0
@@ -81,6 +103,16 @@ func (d *Directory) Authenticate(name, token string) (protocol.Identity, error) 
 // AuthenticateToken finds the identity a token belongs to, for callers that
 // present only a token (the HTTP API).
 func (d *Directory) AuthenticateToken(token string) (protocol.Identity, error) {
+	if strings.HasPrefix(token, IssuedPrefix) {
+		if d.issued == nil {
+			return protocol.Identity{}, ErrUnauthenticated
+		}
+		c, err := d.issued.Verify(token)
+		if err != nil {
+			return protocol.Identity{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		}
+		return c.Identity(), nil
+	}
 	sum := sha256.Sum256([]byte(token))
 	var found *static
 	for i := range d.static {
@@ -101,6 +133,16 @@ func (d *Directory) AuthenticateKey(authorizedKey []byte) (protocol.Identity, er
 	k, _, _, _, err := ssh.ParseAuthorizedKey(authorizedKey)
 	if err != nil {
 		return protocol.Identity{}, ErrUnauthenticated
+	}
+	if cert, ok := k.(*ssh.Certificate); ok {
+		if d.ca == nil {
+			return protocol.Identity{}, fmt.Errorf("%w: certificates are not accepted", ErrUnauthenticated)
+		}
+		id, err := d.ca.Check(cert)
+		if err != nil {
+			return protocol.Identity{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		}
+		return id, nil
 	}
 	wire := k.Marshal()
 	for i := range d.static {

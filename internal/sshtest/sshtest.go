@@ -67,7 +67,7 @@ func Start(t testing.TB) *Server {
 	}
 	hostKeyFile := write("host_key", hostKey, 0o600)
 	authKeys := write("authorized_keys", clientPub, 0o644)
-	password := fmt.Sprintf("pw-%x", randomBytes(t, 8))
+	password := sharedPassword(t)
 	cmd := exec.Command("chpasswd")
 	cmd.Stdin = strings.NewReader(User + ":" + password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -120,6 +120,40 @@ LogLevel ERROR
 		time.Sleep(20 * time.Millisecond)
 	}
 	return &Server{Addr: addr, HostKey: strings.TrimSpace(string(hostPub)), ClientKey: clientKey, Password: password, Home: home}
+}
+
+// sharedPassword is User's password: random, made once per machine and
+// kept (0600) in the temporary directory. User is one system account that
+// every test process shares, and go test runs packages in parallel: a
+// password of its own for each server would change the account's password
+// under another package's running server.
+func sharedPassword(t testing.TB) string {
+	t.Helper()
+	final := filepath.Join(os.TempDir(), "gatewayd-sshtest-password")
+	if data, err := os.ReadFile(final); err == nil && len(data) > 0 {
+		return string(data)
+	}
+	f, err := os.CreateTemp(os.TempDir(), "gatewayd-sshtest-password-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	pw := fmt.Sprintf("pw-%x", randomBytes(t, 12))
+	if _, err := f.WriteString(pw); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Link fails if another process won the race: use its password.
+	if err := os.Link(f.Name(), final); err != nil {
+		data, rerr := os.ReadFile(final)
+		if rerr != nil || len(data) == 0 {
+			t.Fatalf("sshtest password: %v / %v", err, rerr)
+		}
+		return string(data)
+	}
+	return pw
 }
 
 // ensureUser creates the test user once, unlocked for key login (sshd

@@ -114,11 +114,10 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 		// VerifiedPublicKeyCallback, after the signature has been checked,
 		// and only from the authentication that succeeded. Answering every
 		// key alike also tells a prober nothing about which keys are
-		// registered.
+		// registered. A user certificate goes to the host like a key:
+		// the core accepts those its own user CA signed and refuses every
+		// other.
 		PublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-			if _, ok := key.(*gossh.Certificate); ok {
-				return nil, errors.New("certificates are not accepted")
-			}
 			return nil, nil
 		},
 		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
