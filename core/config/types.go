@@ -22,6 +22,8 @@ type Config struct {
 	Secrets    Secrets      `toml:"secrets"`
 	Plugin     []Plugin     `toml:"plugin"`
 	Log        Log          `toml:"log"`
+	// Review configures access requests and held statements (review.go).
+	Review Review `toml:"review"`
 }
 
 // Gateway holds process-wide settings.
@@ -138,6 +140,9 @@ type Connection struct {
 	// Link-local destinations are refused whatever the list says. Default:
 	// no forwarding.
 	AllowForward []string `toml:"allow_forward"`
+	// Approval settings: RequireApproval, Reviewers and MinApprovals (see
+	// ConnectionApproval in review.go).
+	ConnectionApproval
 }
 
 // Module is one [[policy]] or [[masking]] table: a WASM module and where
