@@ -72,6 +72,9 @@ type Options struct {
 	// Recordings is the directory of session recordings (asciicast v2);
 	// "" leaves /v1/sessions/{id}/recording answering 404.
 	Recordings string
+	// Reviews serves access requests and reviews (reviews.go); nil leaves
+	// their routes out.
+	Reviews Reviews
 }
 
 // Limits of GET /v1/sessions.
@@ -94,6 +97,8 @@ type handler struct {
 	health func() error
 	log    *slog.Logger
 	recs   string
+	// reviews serves the review routes, see reviews.go.
+	reviews Reviews
 }
 
 // caller is an authenticated /v1 caller.
@@ -112,6 +117,8 @@ func New(opts Options) http.Handler {
 		health: opts.Health,
 		log:    opts.Logger,
 		recs:   opts.Recordings,
+
+		reviews: opts.Reviews,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -136,6 +143,7 @@ func New(opts Options) http.Handler {
 	route("/v1/sessions/{id}/recording", h.auth(h.recording))
 	route("/v1/audit/verify", h.auth(h.adminOnly(h.verify)))
 	route("/v1/audit/export", h.auth(h.adminOnly(h.export)))
+	h.reviewRoutes(mux, route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/metrics"
 	"github.com/gatewayd-access/gatewayd/core/policy"
 	"github.com/gatewayd-access/gatewayd/core/recording"
+	"github.com/gatewayd-access/gatewayd/core/review"
 	"github.com/gatewayd-access/gatewayd/core/secrets"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
@@ -34,6 +35,7 @@ type host struct {
 	audit   *audit.Writer
 	metrics *metrics.Metrics
 	policy  *policy.Engine
+	reviews *review.Service
 
 	mu       sync.Mutex
 	sessions map[string]*liveSession
@@ -55,6 +57,10 @@ type liveSession struct {
 	// rec is the session's terminal recording, once a handler started it.
 	recMu sync.Mutex
 	rec   *recording.Writer
+	// notAfter is when the session's access grant ends (connections with
+	// require_approval), zero otherwise; grantTimer audits it.
+	notAfter   time.Time
+	grantTimer *time.Timer
 }
 
 func (h *host) Authenticate(ctx context.Context, req protocol.AuthenticateRequest) (*protocol.AuthenticateResponse, error) {
@@ -105,6 +111,13 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		}
 		return nil, protocol.ErrNoAccess
 	}
+	var grant store.Review
+	if conn.RequireApproval {
+		var err error
+		if grant, err = h.grant(ctx, req, conn); err != nil {
+			return nil, err
+		}
+	}
 	cred, err := h.secrets.Resolve(ctx, conn.Secret)
 	if err != nil {
 		h.metrics.UpstreamErrors.WithLabelValues(req.Protocol, conn.Name).Inc()
@@ -117,7 +130,7 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 	}
 	now := time.Now().UTC()
 	ls := &liveSession{id: id.String(), protocol: req.Protocol, identity: req.Identity, connection: conn.Name, started: now,
-		outcomes: map[string]prometheus.Counter{}}
+		outcomes: map[string]prometheus.Counter{}, notAfter: grant.Expires}
 	if err := h.store.CreateSession(ctx, store.Session{
 		ID: ls.id, Protocol: req.Protocol, Connection: conn.Name, Identity: req.Identity.Name,
 		Email: req.Identity.Email, ClientAddr: req.ClientAddr, Started: now,
@@ -142,6 +155,9 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 	h.mu.Lock()
 	h.sessions[ls.id] = ls
 	h.mu.Unlock()
+	if grant.ID != "" {
+		h.watchGrant(ls, grant.ID)
+	}
 	h.metrics.SessionsTotal.WithLabelValues(req.Protocol, conn.Name).Inc()
 	h.metrics.SessionsActive.WithLabelValues(req.Protocol).Inc()
 	return &protocol.OpenSessionResponse{
@@ -157,8 +173,9 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 			HostKeys:     hostKeys(conn),
 			AllowForward: conn.AllowForward,
 		},
-		Policy:  ls.policy.HasPolicy(),
-		Masking: ls.policy.Masks(),
+		Policy:   ls.policy.HasPolicy(),
+		Masking:  ls.policy.Masks(),
+		NotAfter: ls.notAfter,
 	}, nil
 }
 
@@ -216,6 +233,9 @@ func (h *host) CloseSession(ctx context.Context, req protocol.CloseSessionReques
 		return fmt.Errorf("gateway: closing unknown session %q", req.SessionID)
 	}
 	ls.policy.Close()
+	if ls.grantTimer != nil {
+		ls.grantTimer.Stop()
+	}
 	h.endRecording(ls)
 	now := time.Now().UTC()
 	h.metrics.SessionsActive.WithLabelValues(ls.protocol).Dec()

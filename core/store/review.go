@@ -70,6 +70,8 @@ type Review struct {
 	Text    string
 	Params  []byte
 	Digest  string
+	// ParamsShown are the parameters as reviewers see them.
+	ParamsShown []string
 	// Reason is the requester's reason (access) or the policy's (statement).
 	Reason string
 	// Duration is the grant an access request asks for.

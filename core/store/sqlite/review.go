@@ -12,7 +12,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/store"
 )
 
-const reviewColumns = `id, kind, status, identity, connection, session_id, request, text, params, digest,
+const reviewColumns = `id, kind, status, identity, connection, session_id, request, text, params, params_shown, digest,
 	reason, duration, reviewers, min_approvals, created, hold_until, expires, approvals, decided,
 	denied_by, deny_reason, released, released_session`
 
@@ -56,9 +56,13 @@ func (s *Store) CreateReview(ctx context.Context, r store.Review) error {
 	if err != nil {
 		return fmt.Errorf("creating review %s: %w", r.ID, err)
 	}
+	shown, err := json.Marshal(r.ParamsShown)
+	if err != nil {
+		return fmt.Errorf("creating review %s: %w", r.ID, err)
+	}
 	_, err = s.write.ExecContext(ctx, `INSERT INTO reviews (`+reviewColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.Kind, r.Status, r.Identity, r.Connection, r.SessionID, r.Request, r.Text, r.Params, r.Digest,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.Kind, r.Status, r.Identity, r.Connection, r.SessionID, r.Request, r.Text, r.Params, string(shown), r.Digest,
 		r.Reason, int64(r.Duration), string(groups), r.MinApprovals, nanos(r.Created), nanos(r.HoldUntil),
 		nanos(r.Expires), approvals, nanos(r.Decided), r.DeniedBy, r.DenyReason, nanos(r.Released), r.ReleasedSession)
 	if err != nil {
@@ -78,11 +82,11 @@ func scanReview(sc scanner) (store.Review, error) {
 	var (
 		r                                              store.Review
 		duration                                       int64
-		groups, approvals                              string
+		groups, approvals, shown                       string
 		created, holdUntil, expires, decided, released sql.NullInt64
 	)
 	err := sc.Scan(&r.ID, &r.Kind, &r.Status, &r.Identity, &r.Connection, &r.SessionID, &r.Request, &r.Text,
-		&r.Params, &r.Digest, &r.Reason, &duration, &groups, &r.MinApprovals, &created, &holdUntil, &expires,
+		&r.Params, &shown, &r.Digest, &r.Reason, &duration, &groups, &r.MinApprovals, &created, &holdUntil, &expires,
 		&approvals, &decided, &r.DeniedBy, &r.DenyReason, &released, &r.ReleasedSession)
 	if err != nil {
 		return r, err
@@ -90,6 +94,9 @@ func scanReview(sc scanner) (store.Review, error) {
 	r.Duration = time.Duration(duration)
 	r.Created, r.HoldUntil, r.Expires = fromNanos(created), fromNanos(holdUntil), fromNanos(expires)
 	r.Decided, r.Released = fromNanos(decided), fromNanos(released)
+	if err := json.Unmarshal([]byte(shown), &r.ParamsShown); err != nil {
+		return r, fmt.Errorf("decoding parameters: %w", err)
+	}
 	if err := json.Unmarshal([]byte(groups), &r.Reviewers); err != nil {
 		return r, fmt.Errorf("decoding reviewers: %w", err)
 	}

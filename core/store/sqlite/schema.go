@@ -57,6 +57,7 @@ var migrations = []string{
 		request          TEXT    NOT NULL,
 		text             TEXT    NOT NULL,
 		params           BLOB,
+		params_shown     TEXT    NOT NULL, -- JSON array of strings
 		digest           TEXT    NOT NULL,
 		reason           TEXT    NOT NULL,
 		duration         INTEGER NOT NULL, -- nanoseconds

@@ -30,7 +30,7 @@ var reviewTests = []struct {
 func review(id, kind, identity string, created time.Time) store.Review {
 	return store.Review{
 		ID: id, Kind: kind, Status: store.ReviewPending, Identity: identity, Connection: "app-db",
-		SessionID: "s-" + id, Request: "query", Text: "DELETE FROM t", Params: []byte{0, 1, 2},
+		SessionID: "s-" + id, Request: "query", Text: "DELETE FROM t", Params: []byte{0, 1, 2}, ParamsShown: []string{"42", "NULL"},
 		Digest: "d-" + id, Reason: "INC-1", Duration: time.Hour, Reviewers: []string{"dba", "sre"},
 		MinApprovals: 2, Created: created, HoldUntil: created.Add(time.Minute), Expires: created.Add(24 * time.Hour),
 	}
