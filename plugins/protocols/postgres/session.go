@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +56,20 @@ type clientSession struct {
 
 	cr *bufio.Reader
 	cw *bufio.Writer
-	ur *bufio.Reader
-	uw *bufio.Writer
+	// cwMu serialises writes to cw between fromUpstream (one message at a
+	// time) and a held statement's notice.
+	cwMu sync.Mutex
+	ur   *bufio.Reader
+	uw   *bufio.Writer
+
+	// holder holds statements for approval; nil when the host cannot.
+	holder protocol.Holder
+	// batch is the extended-protocol batch held for approval (hold.go).
+	batch *heldBatch
+	// notAfter is when the session's access grant ends, or zero.
+	notAfter time.Time
+	// ending is set once the relay is stopping.
+	ending atomic.Bool
 
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
@@ -201,6 +214,8 @@ func (s *clientSession) openSession(ctx context.Context, st *startup) (protocol.
 	}
 	s.sessionID = resp.SessionID
 	s.masking = resp.Masking
+	s.notAfter = resp.NotAfter
+	s.holder, _ = s.host.(protocol.Holder)
 	return resp.Target, nil
 }
 
@@ -237,6 +252,12 @@ func (s *clientSession) relay(ctx context.Context) string {
 	go func() { errc <- s.fromClient(ctx) }()
 	go func() { errc <- s.fromUpstream(ctx) }()
 
+	var expired <-chan time.Time
+	if !s.notAfter.IsZero() {
+		t := time.NewTimer(time.Until(s.notAfter))
+		defer t.Stop()
+		expired = t.C
+	}
 	var first error
 	running := 2
 	select {
@@ -244,9 +265,14 @@ func (s *clientSession) relay(ctx context.Context) string {
 		running--
 	case <-ctx.Done():
 		first = errShutdown
+	case <-expired:
+		first = &fatalError{code: codeAdminShutdown, msg: fmt.Sprintf(
+			"terminating connection: your access grant to this connection expired at %s; request access again with gatewayctl request",
+			s.notAfter.UTC().Format(time.RFC3339))}
 	}
 	// Stop the other direction: closing upstream ends fromUpstream, an
 	// expired read deadline ends fromClient.
+	s.ending.Store(true)
 	_ = s.up.Close()
 	_ = s.raw.SetReadDeadline(time.Now())
 	for ; running > 0; running-- {

@@ -124,7 +124,7 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 		return nil
 	}
 	c := &clientConn{h: h, host: host, log: log.With("user", ident.Name, "connection", sconn.User()),
-		sconn: sconn, identity: ident, addr: addr, slots: make(chan struct{}, h.opts.MaxChannels)}
+		sconn: sconn, identity: ident, addr: addr, slots: make(chan struct{}, h.opts.MaxChannels), gone: make(chan struct{})}
 	return c.serve(ctx, chans, reqs)
 }
 
@@ -155,6 +155,12 @@ type clientConn struct {
 	bytesIn   int64
 	bytesOut  int64
 	requests  int64
+	// channels are the open session channels; expiry ends them when the
+	// session's access grant runs out.
+	channels map[*channel]struct{}
+	expiry   *time.Timer
+	// gone is closed once the client connection has ended.
+	gone chan struct{}
 }
 
 func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request) error {
@@ -225,6 +231,7 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 		}
 	}
 	close(done)
+	close(c.gone)
 	wg.Wait()
 	c.close(ctx)
 	return nil
@@ -259,6 +266,9 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 	c.masking = resp.Masking
 	c.forwards = resp.Target.AllowForward
 	c.log = c.log.With("session", c.sessionID)
+	if na := resp.NotAfter; !na.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(na), func() { c.expire(na) })
+	}
 	up, err := dialUpstream(ctx, resp.Target)
 	if err != nil {
 		c.log.Warn("upstream connect failed", "error", err)
@@ -280,6 +290,9 @@ func (c *clientConn) allowForward() []string {
 func (c *clientConn) close(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	if c.up != nil {
 		_ = c.up.Close()
 	}
