@@ -45,6 +45,16 @@ commands:
         play a session's recording in the terminal with its timing
   replay --file FILE [--speed X] [--idle-limit D]
         play a recording file (asciicast v2, as asciinema writes)
+  request CONNECTION --for DURATION --reason TEXT [--json]
+        ask for time-boxed access to a connection that requires approval
+  review list [--all] [--status S] [--json]
+        reviews you asked for or may decide (pending ones unless --all)
+  review show ID [--json]
+        one review: the access or statement asked for, approvals, status
+  review approve ID [--json]
+        approve an access request or a held statement (reviewers)
+  review deny ID --reason TEXT [--json]
+        deny it; the requester sees the reason
   whoami [--json]
         the identity your token belongs to
   token new [--name NAME] [--json]
@@ -180,6 +190,11 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		default:
 			return unknownSub("token", s, "new, hash")
 		}
+	case "request":
+		return a.request(ctx, rest)
+	case "review":
+		s, r := sub()
+		return a.reviewCmd(ctx, s, r)
 	case "whoami":
 		return a.whoami(ctx, rest)
 	case "replay":
