@@ -200,6 +200,7 @@ func (h *host) RecordRequests(ctx context.Context, reqs []protocol.RequestRecord
 			Data: audit.RequestData{
 				Kind: r.Kind, Text: r.Text, Started: r.Started.UTC(), Duration: int64(r.Duration),
 				Rows: r.Rows, Outcome: r.Outcome, Tag: r.Tag, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
+				ReviewID: r.ReviewID,
 			},
 		})
 		if err != nil {
