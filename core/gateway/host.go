@@ -60,6 +60,7 @@ type liveSession struct {
 	// notAfter is when the session's access grant ends (connections with
 	// require_approval), zero otherwise; grantTimer audits it.
 	notAfter   time.Time
+	grantID    string
 	grantTimer *time.Timer
 }
 
@@ -234,9 +235,7 @@ func (h *host) CloseSession(ctx context.Context, req protocol.CloseSessionReques
 		return fmt.Errorf("gateway: closing unknown session %q", req.SessionID)
 	}
 	ls.policy.Close()
-	if ls.grantTimer != nil {
-		ls.grantTimer.Stop()
-	}
+	h.stopGrant(ls)
 	h.endRecording(ls)
 	now := time.Now().UTC()
 	h.metrics.SessionsActive.WithLabelValues(ls.protocol).Dec()

@@ -40,10 +40,6 @@ func newNotifier(ctx context.Context, cfg *config.Config, res *secrets.Resolver,
 	}), nil
 }
 
-// approvalRequired is returned by OpenSession when the connection requires
-// an approved access request and the identity has none running.
-var approvalRequired = fmt.Errorf("%w: an approved access request is required", protocol.ErrNoAccess)
-
 // grant checks the access grant of a session on a connection that requires
 // approval, and arranges for the session to end when it expires.
 func (h *host) grant(ctx context.Context, req protocol.OpenSessionRequest, conn *config.Connection) (store.Review, error) {
@@ -59,7 +55,7 @@ func (h *host) grant(ctx context.Context, req protocol.OpenSessionRequest, conn 
 		}); err != nil {
 			h.log.Error("auditing access denial", "error", err)
 		}
-		return store.Review{}, approvalRequired
+		return store.Review{}, protocol.ErrApprovalRequired
 	}
 	if err != nil {
 		return store.Review{}, fmt.Errorf("%w: %v", protocol.ErrUnavailable, err)
@@ -71,15 +67,26 @@ func (h *host) grant(ctx context.Context, req protocol.OpenSessionRequest, conn 
 // handler ends the session (OpenSessionResponse.NotAfter) and Admit refuses
 // its requests from then on.
 func (h *host) watchGrant(ls *liveSession, grantID string) {
-	ls.grantTimer = time.AfterFunc(time.Until(ls.notAfter), func() {
-		g, err := h.reviews.Review(context.Background(), grantID)
-		if err != nil {
-			h.log.Error("reading expired grant", "review", grantID, "error", err)
-			return
-		}
-		h.log.Info("access grant expired; ending session", "session", ls.id, "review", grantID)
-		h.reviews.GrantExpired(context.Background(), ls.id, g)
-	})
+	ls.grantID = grantID
+	ls.grantTimer = time.AfterFunc(time.Until(ls.notAfter), func() { h.grantExpired(ls) })
+}
+
+// stopGrant stops watching a session's grant as it closes; a grant that
+// expired while its timer had yet to fire is audited now.
+func (h *host) stopGrant(ls *liveSession) {
+	if ls.grantTimer != nil && ls.grantTimer.Stop() && ls.expired() {
+		h.grantExpired(ls)
+	}
+}
+
+func (h *host) grantExpired(ls *liveSession) {
+	g, err := h.reviews.Review(context.Background(), ls.grantID)
+	if err != nil {
+		h.log.Error("reading expired grant", "review", ls.grantID, "error", err)
+		return
+	}
+	h.log.Info("access grant expired; ending session", "session", ls.id, "review", ls.grantID)
+	h.reviews.GrantExpired(context.Background(), ls.id, g)
 }
 
 // expired reports whether a session's access grant has ended.

@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -85,3 +86,9 @@ type AwaitHoldResponse struct {
 	Reviewer string
 	Reason   string
 }
+
+// ErrApprovalRequired is returned by OpenSession when the connection
+// requires an approved access request and the identity has no grant
+// running. It is an ErrNoAccess; handlers may say more with it, since the
+// identity is one the connection allows.
+var ErrApprovalRequired = fmt.Errorf("%w: the connection requires an approved access request", ErrNoAccess)

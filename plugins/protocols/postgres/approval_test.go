@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -306,6 +307,10 @@ func TestApprovalReleasesHeldStatementInSamePSQL(t *testing.T) {
 
 	// The audit trail links the hold, the approval and the release to the
 	// session, and the statement to the review that released it.
+	want := "review.hold alice,review.approve dave,review.release alice"
+	if got := e.reviewEvents(r.ID, want); got != want {
+		t.Errorf("review events = %s, want %s", got, want)
+	}
 	var kinds []string
 	var released bool
 	e.auditEvents(func(ev store.Event) {
@@ -388,5 +393,299 @@ func (e *env) auditEvents(fn func(store.Event)) {
 			e.t.Fatal(err)
 		}
 		fn(store.Event{Kind: ev.Kind, SessionID: ev.SessionID, Identity: ev.Identity, Data: ev.Data})
+	}
+}
+
+// TestApprovalAfterTimeoutRunsIdenticalStatementOnce: a held statement
+// that times out may run once, byte for byte, by the same user on the same
+// connection, if its review is approved later. Nothing else is released by
+// that approval: other text, another user.
+func TestApprovalAfterTimeoutRunsIdenticalStatementOnce(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	const del = "DELETE FROM customers WHERE id = 99"
+	out, err := e.psql(aliceToken, e.conninfo("alice", "guard-db", "require"), "-c", del)
+	if err == nil || !strings.Contains(out, "was not decided within") {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	r := e.pendingReview("alice", del)
+	if !strings.Contains(out, "review "+r.ID) {
+		t.Fatalf("the timeout does not name review %s:\n%s", r.ID, out)
+	}
+	if got, st := e.decide(daveToken, r.ID, true, ""); st != http.StatusOK || got.Status != "approved" {
+		t.Fatalf("late approval: %d %+v", st, got)
+	}
+
+	// Other text (one more space), and another user: held anew.
+	for _, tc := range []struct{ user, token, sql string }{
+		{"alice", aliceToken, del + " "},
+		{"alice", aliceToken, "delete from customers where id = 99"},
+		{"carol", carolToken, del},
+	} {
+		out, err := e.psql(tc.token, e.conninfo(tc.user, "guard-db", "require"), "-c", tc.sql)
+		if err == nil || !strings.Contains(out, "was not decided within") || strings.Contains(out, r.ID) {
+			t.Fatalf("%s %q: %v\n%s", tc.user, tc.sql, err, out)
+		}
+	}
+	if n := e.count(t, "id = 99"); n != "1" {
+		t.Fatalf("customer 99 after other statements: %s", n)
+	}
+	// The identical statement runs once...
+	out, err = e.psql(aliceToken, e.conninfo("alice", "guard-db", "require"), "-c", del)
+	if err != nil || !strings.Contains(out, "DELETE 1") || !strings.Contains(out, "approved in review "+r.ID) {
+		t.Fatalf("identical statement after the late approval: %v\n%s", err, out)
+	}
+	// ... and only once.
+	e.mustPSQL("-c", "INSERT INTO customers VALUES (99, 'customer 99', 'c99@example.com')")
+	out, err = e.psql(aliceToken, e.conninfo("alice", "guard-db", "require"), "-c", del)
+	if err == nil || !strings.Contains(out, "was not decided within") {
+		t.Fatalf("second run of the identical statement: %v\n%s", err, out)
+	}
+	if n := e.count(t, "id = 99"); n != "1" {
+		t.Fatalf("customer 99: %s", n)
+	}
+	var rv api.Review
+	if st := e.call(daveToken, "GET", "/v1/reviews/"+r.ID, nil, &rv); st != 200 || rv.Released.IsZero() {
+		t.Fatalf("review after its release: %d %+v", st, rv)
+	}
+}
+
+// TestApprovalBindsParametersAndSession: in the extended protocol the
+// review binds the Bind parameters; a prepared statement that needed review
+// is held at each execution; approving a statement in one session does not
+// release the same statement held in another; a reviewer outside the
+// reviewer groups cannot approve.
+func TestApprovalBindsParametersAndSession(t *testing.T) {
+	e, _ := startApprovals(t, "30s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id = $1"
+
+	// Parameters 5 held; approving it runs exactly that execution.
+	type res struct {
+		tag string
+		err error
+	}
+	exec := func(c *pgconn.PgConn, name string, arg string) chan res {
+		ch := make(chan res, 1)
+		go func() {
+			var rr *pgconn.ResultReader
+			if name == "" {
+				rr = c.ExecParams(ctx, del, [][]byte{[]byte(arg)}, nil, nil, nil)
+			} else {
+				rr = c.ExecPrepared(ctx, name, [][]byte{[]byte(arg)}, nil, nil)
+			}
+			r := rr.Read()
+			ch <- res{r.CommandTag.String(), r.Err}
+		}()
+		return ch
+	}
+	wait := func(ch chan res) res {
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatal("statement did not finish")
+			return res{}
+		}
+	}
+	ch := exec(c, "", "5")
+	r5 := e.pendingReview("alice", del)
+	if r5.Request != "execute" || len(r5.Params) != 1 || r5.Params[0] != "('5')" {
+		t.Fatalf("review of the parameterised DELETE = %+v", r5)
+	}
+	if _, st := e.decide(daveToken, r5.ID, true, ""); st != 200 {
+		t.Fatalf("approve: %d", st)
+	}
+	if got := wait(ch); got.err != nil || got.tag != "DELETE 1" {
+		t.Fatalf("approved DELETE: %+v", got)
+	}
+
+	// Other parameters: a new review, denied.
+	ch = exec(c, "", "6")
+	r6 := e.pendingReview("alice", del, r5.ID)
+	if r6.Params[0] != "('6')" {
+		t.Fatalf("second review = %+v", r6)
+	}
+	e.decide(daveToken, r6.ID, false, "wrong customer")
+	wantRefused(t, "other parameters", wait(ch).err, "wrong customer")
+
+	// A prepared statement: Parse alone is not held, each execution is.
+	if _, err := c.Prepare(ctx, "del", del, nil); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	ch = exec(c, "del", "7")
+	r7 := e.pendingReview("alice", del, r5.ID, r6.ID)
+	e.decide(daveToken, r7.ID, true, "")
+	if got := wait(ch); got.err != nil || got.tag != "DELETE 1" {
+		t.Fatalf("approved prepared DELETE: %+v", got)
+	}
+	ch = exec(c, "del", "8")
+	r8 := e.pendingReview("alice", del, r5.ID, r6.ID, r7.ID)
+	e.decide(daveToken, r8.ID, false, "one at a time")
+	wantRefused(t, "second execution of the prepared statement", wait(ch).err, "one at a time")
+
+	// The same statement held in two sessions: approving one releases
+	// only that one. alice (an admin, not a reviewer) cannot approve
+	// carol's.
+	c2 := e.connectAs(t, "carol", carolToken, "guard-db")
+	const del9 = "DELETE FROM customers WHERE id = 9"
+	ch1 := make(chan error, 1)
+	go func() { ch1 <- execSQL(c, del9) }()
+	ra := e.pendingReview("alice", del9)
+	ch2 := make(chan error, 1)
+	go func() { ch2 <- execSQL(c2, del9) }()
+	rb := e.pendingReview("carol", del9)
+	if _, st := e.decide(aliceToken, rb.ID, true, ""); st != http.StatusForbidden {
+		t.Errorf("alice approving carol's statement: %d, want 403", st)
+	}
+	if _, st := e.decide(carolToken, rb.ID, true, ""); st != http.StatusForbidden {
+		t.Errorf("carol approving her own statement: %d, want 403", st)
+	}
+	e.decide(daveToken, ra.ID, true, "")
+	select {
+	case err := <-ch1:
+		if err != nil {
+			t.Fatalf("alice's approved DELETE: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("alice's DELETE did not run")
+	}
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-ch2:
+		t.Fatalf("carol's DELETE ended when alice's was approved: %v", err)
+	default:
+	}
+	var rv api.Review
+	if e.call(daveToken, "GET", "/v1/reviews/"+rb.ID, nil, &rv); rv.Status != "pending" {
+		t.Fatalf("carol's review = %+v", rv)
+	}
+	e.decide(erinToken, rb.ID, false, "no")
+	wantRefused(t, "carol", <-ch2, "denied by erin: no")
+	if n := e.count(t, "id IN (5, 6, 7, 8, 9)"); n != "2" {
+		t.Fatalf("customers 5..9 left: %s, want 2 (6 and 8)", n)
+	}
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[5, 7, 9]) i")
+}
+
+// TestApprovalHeldStatementOfDisconnectedClientNeverRuns: the client of a
+// held statement goes away; its review is withdrawn and cannot be
+// approved, and the statement never runs.
+func TestApprovalHeldStatementOfDisconnectedClientNeverRuns(t *testing.T) {
+	e, hooks := startApprovals(t, "30s")
+	for _, viaPSQL := range []bool{false, true} {
+		sql := fmt.Sprintf("DELETE FROM customers WHERE id = %d", map[bool]int{false: 11, true: 12}[viaPSQL])
+		var leave func()
+		if viaPSQL {
+			// psql ended by a signal: its socket closes.
+			cmd := exec.Command(filepath.Join(pgSCRAM.BinDir(), "psql"), "-X", e.conninfo("alice", "guard-db", "require"), "-c", sql)
+			cmd.Env = append(os.Environ(), "PGPASSWORD="+aliceToken)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			leave = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+		} else {
+			// The TCP connection closed under a pgconn, without Terminate.
+			c := e.connectAs(t, "alice", aliceToken, "guard-db")
+			go func() { _ = execSQL(c, sql) }()
+			leave = func() { _ = c.Conn().Close() }
+		}
+		r := e.pendingReview("alice", sql)
+		leave()
+		deadline := time.Now().Add(10 * time.Second)
+		var rv api.Review
+		for e.call(daveToken, "GET", "/v1/reviews/"+r.ID, nil, &rv); rv.Status != "cancelled"; e.call(daveToken, "GET", "/v1/reviews/"+r.ID, nil, &rv) {
+			if time.Now().After(deadline) {
+				t.Fatalf("psql=%v: review = %+v, want cancelled", viaPSQL, rv)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, st := e.decide(daveToken, r.ID, true, ""); st != http.StatusConflict {
+			t.Errorf("psql=%v: approving a withdrawn review: %d, want 409", viaPSQL, st)
+		}
+		hooks.wait(audit.KindReviewHold, r.ID)
+	}
+	if n := e.count(t, "id IN (11, 12)"); n != "2" {
+		t.Fatalf("customers 11, 12: %s, want both still there", n)
+	}
+}
+
+// TestAccessRequestGrant: a connection with require_approval opens only
+// under an approved access request (two approvals, not the requester's),
+// and the session ends when the grant expires; an expired grant starts no
+// session.
+func TestAccessRequestGrant(t *testing.T) {
+	e, hooks := startApprovals(t, "30s")
+	out, err := e.psql(aliceToken, e.conninfo("alice", "jit-db", "require"), "-c", "SELECT 1")
+	if err == nil || !strings.Contains(out, "requires an approved access request") {
+		t.Fatalf("jit-db without a grant: %v\n%s", err, out)
+	}
+	// bob may not use the connection at all: he cannot even ask.
+	if out, err := e.ctl(t, bobToken, "request", "jit-db", "--for", "1h", "--reason", "x"); err == nil {
+		t.Fatalf("bob requesting: %s", out)
+	}
+	out, err = e.ctl(t, aliceToken, "request", "jit-db", "--for", "4s", "--reason", "INC-4211", "--json")
+	if err != nil {
+		t.Fatalf("gatewayctl request: %v\n%s", err, out)
+	}
+	var req api.Review
+	if err := json.Unmarshal([]byte(out), &req); err != nil || req.Status != "pending" || req.MinApprovals != 2 {
+		t.Fatalf("request = %s (%v)", out, err)
+	}
+	hooks.wait(audit.KindReviewRequest, req.ID)
+	if _, st := e.decide(aliceToken, req.ID, true, ""); st != http.StatusForbidden {
+		t.Fatalf("requester approving: %d", st)
+	}
+	if _, st := e.decide(carolToken, req.ID, true, ""); st != http.StatusNotFound {
+		t.Fatalf("non-reviewer approving: %d", st)
+	}
+	for i, token := range []string{daveToken, daveToken} { // counted once
+		if got, st := e.decide(token, req.ID, true, ""); st != 200 || got.Status != "pending" || len(got.Approvals) != 1 {
+			t.Fatalf("approval %d: %d %+v", i, st, got)
+		}
+	}
+	if out, err := e.psql(aliceToken, e.conninfo("alice", "jit-db", "require"), "-c", "SELECT 1"); err == nil {
+		t.Fatalf("jit-db with one of two approvals: %s", out)
+	}
+	out, err = e.ctl(t, erinToken, "review", "approve", req.ID)
+	if err != nil || !strings.Contains(out, "approved") {
+		t.Fatalf("erin approving: %v\n%s", err, out)
+	}
+	// The session starts, and ends with the grant.
+	start := time.Now()
+	out, err = e.psql(aliceToken, e.conninfo("alice", "jit-db", "require"), "-c", "SELECT 'in'", "-c", "SELECT pg_sleep(30)")
+	if err == nil || !strings.Contains(out, "in") || !strings.Contains(out, "access grant to this connection expired") {
+		t.Fatalf("session under the grant: %v\n%s", err, out)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Fatalf("the session ran %v, past its grant", took)
+	}
+	out, err = e.psql(aliceToken, e.conninfo("alice", "jit-db", "require"), "-c", "SELECT 1")
+	if err == nil || !strings.Contains(out, "requires an approved access request") {
+		t.Fatalf("jit-db after the grant expired: %v\n%s", err, out)
+	}
+	want := "review.request alice,review.approve dave,review.approve dave,review.approve erin,review.expire alice"
+	if got := e.reviewEvents(req.ID, want); got != want {
+		t.Errorf("grant events = %s, want %s", got, want)
+	}
+}
+
+// reviewEvents lists the kinds and identities of the review events of a
+// review, waiting a little for want (events are committed in batches).
+func (e *env) reviewEvents(id, want string) string {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var kinds []string
+		e.auditEvents(func(ev store.Event) {
+			if strings.HasPrefix(ev.Kind, "review.") && strings.Contains(string(ev.Data), id) {
+				kinds = append(kinds, ev.Kind+" "+ev.Identity)
+			}
+		})
+		got := strings.Join(kinds, ",")
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -204,7 +204,9 @@ func (s *clientSession) openSession(ctx context.Context, st *startup) (protocol.
 		Attributes: attrs,
 	})
 	if err != nil {
-		if errors.Is(err, protocol.ErrNoAccess) {
+		if errors.Is(err, protocol.ErrApprovalRequired) {
+			s.sendFatal(codeInvalidAuthSpec, fmt.Sprintf("connection %q requires an approved access request: run gatewayctl request %s --for DURATION --reason TEXT, and connect once a reviewer approved it", st.database, st.database))
+		} else if errors.Is(err, protocol.ErrNoAccess) {
 			s.sendFatal(codeInvalidAuthSpec, fmt.Sprintf("connection %q does not exist or you may not use it", st.database))
 		} else {
 			s.log.Error("opening session", "error", err)

@@ -254,7 +254,9 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 		Attributes: map[string]string{"client_version": string(c.sconn.ClientVersion())},
 	})
 	if err != nil {
-		if errors.Is(err, protocol.ErrNoAccess) {
+		if errors.Is(err, protocol.ErrApprovalRequired) {
+			c.openErr = fmt.Errorf("connection %q requires an approved access request: run gatewayctl request %s --for DURATION --reason TEXT, and connect once a reviewer approved it", c.sconn.User(), c.sconn.User())
+		} else if errors.Is(err, protocol.ErrNoAccess) {
 			c.openErr = fmt.Errorf("connection %q does not exist or you may not use it", c.sconn.User())
 		} else {
 			c.log.Error("opening session", "error", err)
