@@ -38,7 +38,7 @@ func (c *clientConn) session(ctx context.Context, nc gossh.NewChannel) {
 		_ = uch.Close()
 		return
 	}
-	s := &channel{c: c, ch: ch, uch: uch, width: 80, height: 24, closed: make(chan struct{})}
+	s := &channel{c: c, ch: ch, uch: uch, width: 80, height: 24}
 	c.addChannel(s)
 	defer c.removeChannel(s)
 	s.run(ctx, creqs, ureqs)
@@ -95,8 +95,6 @@ type channel struct {
 	reqText   string
 	reqStart  time.Time
 	reqReview string // the review that released the request
-	// closed is closed when the client's side of the channel ends.
-	closed chan struct{}
 }
 
 func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
@@ -149,7 +147,6 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 		}), s.ch)
 		s.c.addBytes(n, 0)
 		_ = s.uch.CloseWrite()
-		close(s.closed)
 	}()
 	// Data: target to client, stdout and stderr.
 	var outWG sync.WaitGroup

@@ -36,8 +36,8 @@ func (s *channel) holdExec(ctx context.Context, holder protocol.Holder, cmd stri
 	go func() {
 		select {
 		case <-s.c.gone:
-			cancel()
-		case <-s.closed:
+			// Only the connection's end says the client left: the end of
+			// its stdin does not (ssh -n, a script's empty input).
 			cancel()
 		case <-wctx.Done():
 		}

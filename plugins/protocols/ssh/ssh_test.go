@@ -51,6 +51,7 @@ type env struct {
 	t       *testing.T
 	sshd    *sshtest.Server
 	addr    string // the gateway's ssh listener
+	api     string // the gateway's API listener
 	dataDir string
 	key     string // alice's private key file
 	logs    *testlog.Buffer
@@ -159,7 +160,7 @@ ssh_keys = [%q]
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
-	return &env{t: t, sshd: sshd, addr: gw.Addr("ssh").String(), dataDir: cfg.Gateway.DataDir, key: keyFile, logs: logs, stop: stop}
+	return &env{t: t, sshd: sshd, addr: gw.Addr("ssh").String(), api: gw.Addr("api").String(), dataDir: cfg.Gateway.DataDir, key: keyFile, logs: logs, stop: stop}
 }
 
 func (e *env) sshArgs(tool string) []string {
