@@ -390,11 +390,11 @@ func (s *Service) settle(ctx context.Context, r store.Review, audited bool) (*pr
 // raced with the client leaving is used up without running.
 func (s *Service) cancel(ctx context.Context, r store.Review) (*protocol.AwaitHoldResponse, error) {
 	now := s.now().UTC()
-	detail := "the client went away while the statement was held; it will never run"
+	detail := "the client cancelled the statement or went away while it was held; it will never run"
 	if err := s.st.CloseReview(ctx, r.ID, store.ReviewCancelled, now); err != nil {
 		// Decided meanwhile: burn an approval so that nothing can use it.
 		if rerr := s.st.ReleaseReview(ctx, r.ID, "", now); rerr == nil {
-			detail = "approved as the client went away; the approval was discarded and the statement never ran"
+			detail = "approved as the client withdrew it; the approval was discarded and the statement never ran"
 		}
 	} else {
 		r.Status = store.ReviewCancelled

@@ -689,3 +689,36 @@ func (e *env) reviewEvents(id, want string) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestApprovalCancelWithdrawsHold: a CancelRequest (psql's Ctrl-C) while a
+// statement is held withdraws its review; the session goes on.
+func TestApprovalCancelWithdrawsHold(t *testing.T) {
+	e, _ := startApprovals(t, "30s")
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id = 13"
+	errc := make(chan error, 1)
+	go func() { errc <- execSQL(c, del) }()
+	r := e.pendingReview("alice", del)
+	if err := c.CancelRequest(context.Background()); err != nil {
+		t.Fatalf("CancelRequest: %v", err)
+	}
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the cancelled statement did not finish")
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" || !strings.Contains(pgErr.Message, "review "+r.ID+" was withdrawn") {
+		t.Fatalf("cancelled hold: %v", err)
+	}
+	if _, st := e.decide(daveToken, r.ID, true, ""); st != http.StatusConflict {
+		t.Errorf("approving a withdrawn review: %d, want 409", st)
+	}
+	if err := execSQL(c, "SELECT 1"); err != nil {
+		t.Fatalf("session after the cancel: %v", err)
+	}
+	if n := e.count(t, "id = 13"); n != "1" {
+		t.Fatalf("customer 13: %s", n)
+	}
+}

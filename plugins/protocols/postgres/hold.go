@@ -266,14 +266,21 @@ func (s *clientSession) holdAndWait(ctx context.Context, request, text string, p
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var cancelled atomic.Bool
+	s.h.holds.Store(s.sessionID, func() { cancelled.Store(true); cancel() })
 	stop := s.watchClient(cancel)
 	out, err := s.holder.AwaitHold(wctx, protocol.AwaitHoldRequest{SessionID: s.sessionID, ReviewID: resp.ReviewID})
 	gone := stop()
+	s.h.holds.Delete(s.sessionID)
 	switch {
 	case ctx.Err() != nil:
 		return holdResult{}, errShutdown
 	case gone:
 		return holdResult{}, errClientClosed
+	case cancelled.Load():
+		// The client cancelled (psql's Ctrl-C): the review is withdrawn.
+		return holdResult{refusal: &refusal{code: codeQueryCanceled, msg: fmt.Sprintf(
+			"canceling statement due to user request: review %s was withdrawn and the statement was not run", resp.ReviewID)}}, nil
 	case err != nil:
 		s.log.Error("waiting for a review", "review", resp.ReviewID, "error", err)
 		return holdResult{refusal: &refusal{code: codeInsufficientPrivilege,
