@@ -13,6 +13,8 @@
 //	GET /v1/audit/verify       VerifyResult                          admin
 //	GET /v1/audit/export       JSON lines (?session_id=ID&kind=K)    admin
 //
+// and, with Options.Reviews, access requests and reviews (see reviews.go).
+//
 // /v1 requests carry "Authorization: Bearer <token>", the caller's gateway
 // token. A missing or wrong token is answered 401 with the same message
 // whatever went wrong. Members of Options.AdminGroups see every session and
