@@ -319,7 +319,13 @@ func (s *Service) lateApproval(ctx context.Context, req HoldRequest, digest stri
 		if err := s.st.ReleaseReview(ctx, r.ID, req.SessionID, now); err != nil {
 			continue // another session used it first
 		}
-		s.event(ctx, audit.KindReviewRelease, req.Identity.Name, req.SessionID, r, "approved after its hold timed out; run once on request")
+		// Fail closed: a release that cannot be audited does not run (its
+		// approval is used up all the same).
+		if err := s.eventSync(ctx, audit.KindReviewRelease, req.Identity.Name, req.SessionID, r,
+			"approved after its hold timed out; run once on request"); err != nil {
+			s.log.Error("auditing a release; the statement is not run", "review", r.ID, "error", err)
+			return store.Review{}, false
+		}
 		return r, true
 	}
 	return store.Review{}, false
@@ -368,7 +374,9 @@ func (s *Service) settle(ctx context.Context, r store.Review, audited bool) (*pr
 		if err := s.st.ReleaseReview(ctx, r.ID, r.SessionID, now); err != nil {
 			return nil, errHoldNotReleased
 		}
-		s.event(ctx, audit.KindReviewRelease, r.Identity, r.SessionID, r, "")
+		if err := s.eventSync(ctx, audit.KindReviewRelease, r.Identity, r.SessionID, r, ""); err != nil {
+			return nil, fmt.Errorf("%w: auditing the release: %v", ErrUnavailable, err)
+		}
 		var by string
 		if len(r.Approvals) > 0 {
 			by = r.Approvals[len(r.Approvals)-1].Reviewer

@@ -660,6 +660,24 @@ func TestAccessRequestGrant(t *testing.T) {
 	if took := time.Since(start); took > 15*time.Second {
 		t.Fatalf("the session ran %v, past its grant", took)
 	}
+	// Nothing of it goes on running on the server.
+	su, err := pgconn.Connect(context.Background(), pgSCRAM.SuperuserDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(context.Background())
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rows, err := su.Exec(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(rows[0].Rows[0][0]) == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the statement still runs on the server after the grant expired")
+		}
+	}
 	out, err = e.psql(aliceToken, e.conninfo("alice", "jit-db", "require"), "-c", "SELECT 1")
 	if err == nil || !strings.Contains(out, "requires an approved access request") {
 		t.Fatalf("jit-db after the grant expired: %v\n%s", err, out)

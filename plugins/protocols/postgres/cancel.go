@@ -35,6 +35,14 @@ func (r *cancelRegistry) release(pid uint32) {
 	r.mu.Unlock()
 }
 
+// get returns the backend of a gateway-issued process id.
+func (r *cancelRegistry) get(pid uint32) (cancelTarget, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.m[pid]
+	return t, ok
+}
+
 // lookup finds the backend for a gateway-issued key, comparing the secret
 // in constant time.
 func (r *cancelRegistry) lookup(pid uint32, secret []byte) (cancelTarget, bool) {

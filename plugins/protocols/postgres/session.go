@@ -261,6 +261,7 @@ func (s *clientSession) relay(ctx context.Context) string {
 		expired = t.C
 	}
 	var first error
+	var grantEnded bool
 	running := 2
 	select {
 	case first = <-errc:
@@ -268,6 +269,7 @@ func (s *clientSession) relay(ctx context.Context) string {
 	case <-ctx.Done():
 		first = errShutdown
 	case <-expired:
+		grantEnded = true
 		first = &fatalError{code: codeAdminShutdown, msg: fmt.Sprintf(
 			"terminating connection: your access grant to this connection expired at %s; request access again with gatewayctl request",
 			s.notAfter.UTC().Format(time.RFC3339))}
@@ -288,6 +290,15 @@ func (s *clientSession) relay(ctx context.Context) string {
 		s.sendFatal(fatal.code, fatal.msg)
 	case errors.Is(first, errShutdown):
 		s.sendFatal(codeAdminShutdown, "terminating connection: gatewayd is shutting down")
+	}
+	if grantEnded {
+		// Stop what still runs upstream: closing the connection alone
+		// leaves a long statement running on the server.
+		if t, ok := s.h.cancels.get(s.cancelPID); ok {
+			if err := sendCancel(context.WithoutCancel(ctx), t); err != nil {
+				s.log.Warn("cancelling upstream at grant expiry", "error", err)
+			}
+		}
 	}
 	s.tracker.interruptAll()
 	s.tracker.flush(context.WithoutCancel(ctx))

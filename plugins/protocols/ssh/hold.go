@@ -78,9 +78,15 @@ func (c *clientConn) expire(notAfter time.Time) {
 			notAfter.UTC().Format(time.RFC3339))
 		sendExitStatus(s.ch, 255)
 	}
+	up := c.up
 	c.mu.Unlock()
 	c.log.Info("access grant expired; ending session")
 	_ = c.sconn.Close()
+	// The target's side ends too: a command still running there is not
+	// left to finish under an expired grant.
+	if up != nil {
+		_ = up.Close()
+	}
 }
 
 func (c *clientConn) addChannel(s *channel) {

@@ -125,3 +125,49 @@ hold_timeout = "30s"
 		t.Error("no request event of the released command naming its review")
 	}
 }
+
+// TestAccessGrantEndsSSHSession: an SSH connection with require_approval
+// opens only under an approved access request, and its channels end, with
+// the reason on stderr, when the grant expires.
+func TestAccessGrantEndsSSHSession(t *testing.T) {
+	e := start(t, fmt.Sprintf(`
+[[identity.static]]
+name = "dave"
+groups = ["dba"]
+token_sha256 = %q
+`, sha(daveToken)))
+	out, err := e.run("", "ssh", "web-jit@127.0.0.1", "echo in")
+	if err == nil || !strings.Contains(out, "requires an approved access request") {
+		t.Fatalf("without a grant: %v %q", err, out)
+	}
+	req, _ := http.NewRequest("POST", "http://"+e.api+"/v1/requests",
+		strings.NewReader(`{"connection": "web-jit", "duration": "3s", "reason": "INC-1"}`))
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r api.Review
+	_ = json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("request: %d", resp.StatusCode)
+	}
+	if st := e.reviewCall("POST", "/v1/reviews/"+r.ID+"/approve", nil); st != 200 {
+		t.Fatalf("approve: %d", st)
+	}
+	start := time.Now()
+	out, err = e.run("", "ssh", "web-jit@127.0.0.1", "echo in; sleep 30")
+	ee, ok := err.(*exec.ExitError)
+	if !ok || !strings.Contains(out, "in\n") || !strings.Contains(out, "access grant to this connection expired") {
+		t.Fatalf("under the grant: %v %q", err, out)
+	}
+	t.Logf("ended after %v", time.Since(start))
+	if ee.ExitCode() != 255 || time.Since(start) > 15*time.Second {
+		t.Fatalf("exit %d after %v", ee.ExitCode(), time.Since(start))
+	}
+	out, err = e.run("", "ssh", "web-jit@127.0.0.1", "echo in")
+	if err == nil || !strings.Contains(out, "requires an approved access request") {
+		t.Fatalf("after the grant: %v %q", err, out)
+	}
+}

@@ -127,7 +127,8 @@ ssh_keys = [%q]
 `, filepath.Join(dir, "data"), filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"), sha(aliceToken), strings.TrimSpace(string(pub))) +
 		sshConnection("web-1", sshd.Addr, secretFile, sshd.HostKey) +
 		sshConnection("web-2", sshd.Addr, pwFile, sshd.HostKey) +
-		sshConnection("wrong-key", sshd.Addr, secretFile, strings.TrimSpace(string(pub))) + more
+		sshConnection("wrong-key", sshd.Addr, secretFile, strings.TrimSpace(string(pub))) +
+		sshConnection("web-jit", sshd.Addr, secretFile, sshd.HostKey, `require_approval = true`, `reviewers = ["dba"]`) + more
 	if len(forwards) > 0 {
 		quoted := make([]string, len(forwards))
 		for i, f := range forwards {
