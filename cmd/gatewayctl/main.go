@@ -1,6 +1,7 @@
 // Command gatewayctl is the engineer's and admin's CLI for gatewayd: it lists
 // sessions and their statements, verifies and exports the audit log (also
-// offline, from an export), and makes tokens for static identities.
+// offline, from an export), asks for access and decides reviews, and makes
+// tokens for static identities.
 package main
 
 import (
