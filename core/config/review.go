@@ -54,8 +54,12 @@ type Review struct {
 
 // Webhook is one [[review.webhook]] endpoint.
 type Webhook struct {
-	// URL receives a POST per notification. Required, http or https.
+	// URL receives a POST per notification: http or https. Required,
+	// unless URLSecret is set instead.
 	URL string `toml:"url"`
+	// URLSecret references the URL instead, for URLs that are credentials
+	// themselves (Slack's incoming webhooks), e.g. "env:SLACK_WEBHOOK_URL".
+	URLSecret string `toml:"url_secret"`
 	// Format is "json" (gatewayd's own body) or "slack" (an incoming
 	// webhook's {"text": ...}). Default "json".
 	Format string `toml:"format"`
@@ -67,6 +71,12 @@ type Webhook struct {
 	// MaxAttempts is how often a notification is tried, with exponential
 	// backoff between attempts. Default 5.
 	MaxAttempts int `toml:"max_attempts"`
+}
+
+// WebhookURL reports whether s is a URL a webhook can be posted to.
+func WebhookURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // webhookFormats are the known webhook body formats.
@@ -83,8 +93,15 @@ func (d *decoder) review(c *Config, o *options) {
 	for i := range c.Review.Webhook {
 		w := &c.Review.Webhook[i]
 		s := element("review.webhook", i, "")
-		if d.required(s, "url", w.URL) {
-			if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		switch {
+		case d.given(s, "url_secret") && d.given(s, "url"):
+			d.invalid(s, "url_secret", "give url or url_secret, not both")
+		case d.given(s, "url_secret"):
+			if msg := checkReference(w.URLSecret, o.schemes); msg != "" {
+				d.invalid(s, "url_secret", "%s", msg)
+			}
+		case d.required(s, "url", w.URL):
+			if !WebhookURL(w.URL) {
 				d.invalid(s, "url", "want an http or https URL")
 			}
 		}

@@ -18,6 +18,7 @@ func TestReviewErrors(t *testing.T) {
 		`testdata/review.toml:18: review.webhook[1]: key "url": want an http or https URL`,
 		`testdata/review.toml:19: review.webhook[1]: key "format": want one of json, slack, have "teams"`,
 		`testdata/review.toml:20: review.webhook[1]: key "secret": `,
+		`review.webhook[2]: key "url_secret": give url or url_secret, not both`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("errors lack %q:\n%v", want, err)

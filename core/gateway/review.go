@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gatewayd-access/gatewayd/core/audit"
@@ -23,6 +24,16 @@ func newNotifier(ctx context.Context, cfg *config.Config, res *secrets.Resolver,
 	var hooks []review.Webhook
 	for i, w := range cfg.Review.Webhook {
 		h := review.Webhook{URL: w.URL, Format: w.Format, Timeout: w.Timeout.Duration, MaxAttempts: w.MaxAttempts}
+		if w.URLSecret != "" {
+			v, err := res.Resolve(ctx, w.URLSecret)
+			if err != nil {
+				return nil, fmt.Errorf("resolving the url_secret of review.webhook[%d]: %w", i+1, err)
+			}
+			// The error names the key only: the URL is the secret.
+			if h.URL = strings.TrimSpace(v.Reveal()); !config.WebhookURL(h.URL) {
+				return nil, fmt.Errorf("review.webhook[%d]: url_secret does not hold an http or https URL", i+1)
+			}
+		}
 		if w.Secret != "" {
 			v, err := res.Resolve(ctx, w.Secret)
 			if err != nil {

@@ -99,6 +99,8 @@ func (w *webhooks) wait(event, id string) review.Message {
 // requires approval, the hold timeout and webhooks.
 func approvalConfig(t *testing.T, hold string, hooks *webhooks) string {
 	t.Setenv("GWTEST_WEBHOOK_SECRET", webhookSecret)
+	// The Slack-style URL is a credential: kept as a secret reference.
+	t.Setenv("GWTEST_SLACK_URL", hooks.srv.URL+"/slack")
 	return guardConfigWith(fmt.Sprintf(`
 [[identity.static]]
 name = "dave"
@@ -119,9 +121,9 @@ secret = "env:GWTEST_WEBHOOK_SECRET"
 max_attempts = 2
 
 [[review.webhook]]
-url = "%s/slack"
+url_secret = "env:GWTEST_SLACK_URL"
 format = "slack"
-`, sha(daveToken), sha(erinToken), hold, hooks.srv.URL, hooks.srv.URL)) +
+`, sha(daveToken), sha(erinToken), hold, hooks.srv.URL)) +
 		appConnection("jit-db", pgSCRAM.Addr(), `tls = "require"`, `require_approval = true`, `reviewers = ["dba"]`, `min_approvals = 2`)
 }
 
