@@ -349,6 +349,16 @@ func TestApprovalReleasesHeldStatementInSamePSQL(t *testing.T) {
 		t.Errorf("slack notifications = %q", hooks.slack)
 	}
 	e.mustPSQL("-c", "INSERT INTO customers VALUES (100, 'customer 100', 'c100@example.com')")
+
+	// No credential in the logs or the audit log: tokens, the webhook
+	// secret, the URL kept as a secret.
+	var trail strings.Builder
+	e.auditEvents(func(ev store.Event) { trail.Write(ev.Data) })
+	for _, secret := range []string{webhookSecret, daveToken, aliceToken, hooks.srv.URL + "/slack", appPassword} {
+		if strings.Contains(e.logs.String(), secret) || strings.Contains(trail.String(), secret) {
+			t.Errorf("%q leaked into the logs or the audit log", secret)
+		}
+	}
 }
 
 // holdAndDeny sends sql on c as identity; it must be held in a new review
