@@ -752,3 +752,54 @@ func TestApprovalCancelWithdrawsHold(t *testing.T) {
 		t.Fatalf("customer 13: %s", n)
 	}
 }
+
+// TestApprovalHoldsTheRestOfABatch: in a pipelined batch the statements
+// before the held one run with it, in the batch's implicit transaction: a
+// denial rolls them back, an approval commits them with it. A batch with
+// two statements needing review is refused whole, without a review.
+func TestApprovalHoldsTheRestOfABatch(t *testing.T) {
+	e, _ := startApprovals(t, "30s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id = $1"
+	run := func(b *pgconn.Batch) chan error {
+		ch := make(chan error, 1)
+		go func() { _, err := c.ExecBatch(ctx, b).ReadAll(); ch <- err }()
+		return ch
+	}
+	batch := func() *pgconn.Batch {
+		b := &pgconn.Batch{}
+		b.ExecParams("UPDATE customers SET name = 'batched' WHERE id = 20", nil, nil, nil, nil)
+		b.ExecParams(del, [][]byte{[]byte("21")}, nil, nil, nil)
+		b.ExecParams("SELECT 1", nil, nil, nil, nil)
+		return b
+	}
+	ch := run(batch())
+	r := e.pendingReview("alice", del)
+	e.decide(daveToken, r.ID, false, "no")
+	wantRefused(t, "denied batch", <-ch, "denied by dave: no")
+	if n := e.count(t, "id = 21 OR name = 'batched'"); n != "1" {
+		t.Fatalf("after the denied batch: %s rows, want 1 (21, not renamed)", n)
+	}
+	ch = run(batch())
+	r = e.pendingReview("alice", del, r.ID)
+	e.decide(daveToken, r.ID, true, "")
+	if err := <-ch; err != nil {
+		t.Fatalf("approved batch: %v", err)
+	}
+	if n := e.count(t, "id = 21 OR name = 'batched'"); n != "1" {
+		t.Fatalf("after the approved batch: %s rows, want 1 (20 renamed, 21 gone)", n)
+	}
+
+	b := &pgconn.Batch{}
+	b.ExecParams(del, [][]byte{[]byte("22")}, nil, nil, nil)
+	b.ExecParams("DELETE FROM customers WHERE id = 23", nil, nil, nil, nil)
+	_, err := c.ExecBatch(ctx, b).ReadAll()
+	wantRefused(t, "two statements needing review", err, "only one statement needing approval")
+	var list api.ReviewList
+	e.call(daveToken, "GET", "/v1/reviews?status=pending", nil, &list)
+	if len(list.Reviews) != 0 || e.count(t, "id IN (22, 23)") != "2" {
+		t.Fatalf("after the refused batch: reviews %+v", list.Reviews)
+	}
+	e.mustPSQL("-c", "UPDATE customers SET name = 'customer 20' WHERE id = 20; INSERT INTO customers VALUES (21, 'customer 21', 'c21@example.com')")
+}

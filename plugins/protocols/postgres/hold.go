@@ -150,6 +150,10 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 	b := s.batch
 	s.batch = nil
 	b.msgs = append(b.msgs, heldMsg{typ: term})
+	if _, marked := s.tracker.reviewStmts[b.stmt]; !marked && !b.closed && len(s.tracker.reviewStmts) >= maxTrackedNames {
+		// A statement that cannot be remembered could run again unreviewed.
+		b.conflict = "too many prepared statements needing approval in this session; close some first"
+	}
 	if b.conflict != "" {
 		return s.refuseBatch(ctx, b, &refusal{code: codeInsufficientPrivilege, msg: "gatewayd: " + b.conflict}, term)
 	}
