@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatewayd-access/gatewayd/core/api"
 	"github.com/gatewayd-access/gatewayd/core/audit"
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/review"
@@ -119,4 +120,7 @@ func (h *host) AwaitHold(ctx context.Context, req protocol.AwaitHoldRequest) (*p
 	return h.reviews.AwaitHold(ctx, req.SessionID, req.ReviewID)
 }
 
-var _ protocol.Holder = (*host)(nil)
+var (
+	_ protocol.Holder = (*host)(nil)
+	_ api.Reviews     = (*review.Service)(nil)
+)

@@ -243,3 +243,5 @@ func oneRow(res sql.Result, err error, action string) error {
 	}
 	return nil
 }
+
+var _ store.ReviewStore = (*Store)(nil)
