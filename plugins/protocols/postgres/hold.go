@@ -250,6 +250,13 @@ func (s *clientSession) refuseBatch(ctx context.Context, b *heldBatch, r *refusa
 // client leaving. An error ends the session (the client left); a refusal
 // answers the statement.
 func (s *clientSession) holdAndWait(ctx context.Context, request, text string, params []byte, shown, reviewers []string, reason string) (holdResult, error) {
+	// A CancelRequest may come as soon as the review is visible: the wait
+	// can be cancelled from before the review exists.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var cancelled atomic.Bool
+	s.h.holds.Store(s.sessionID, func() { cancelled.Store(true); cancel() })
+	defer s.h.holds.Delete(s.sessionID)
 	resp, err := s.holder.Hold(ctx, protocol.HoldRequest{
 		SessionID: s.sessionID, Request: request, Text: text, Params: params, ParamsShown: shown,
 		Reviewers: reviewers, Reason: reason,
@@ -268,10 +275,6 @@ func (s *clientSession) holdAndWait(ctx context.Context, request, text string, p
 		resp.ReviewID, strings.Join(resp.Reviewers, ", "), wait))
 	s.log.Info("statement held for review", "review", resp.ReviewID)
 
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var cancelled atomic.Bool
-	s.h.holds.Store(s.sessionID, func() { cancelled.Store(true); cancel() })
 	stop := s.watchClient(cancel)
 	out, err := s.holder.AwaitHold(wctx, protocol.AwaitHoldRequest{SessionID: s.sessionID, ReviewID: resp.ReviewID})
 	gone := stop()
