@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,8 +174,11 @@ func (a *app) sshKey() (keyFile, pubLine string, err error) {
 	return keyFile, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))), nil
 }
 
-// postJSON posts body to path and decodes a 200 (or want) answer into out.
+// postJSON posts body to path and decodes a 200 (or want) answer into out,
+// within requestTimeout.
 func (c *client) postJSON(ctx context.Context, path string, body, out any, want ...int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	data, err := json.Marshal(body)
 	if err != nil {
 		return 0, err
@@ -190,6 +194,10 @@ func (c *client) postJSON(ctx context.Context, path string, body, out any, want 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return 0, fmt.Errorf("cannot reach the gateway at %s: %w", c.base.Redacted(), err)
 	}
 	defer resp.Body.Close()

@@ -1,7 +1,8 @@
 // Command gatewayctl is the engineer's and admin's CLI for gatewayd: it signs
-// in through the identity provider and connects on the user's behalf, lists
-// sessions and their statements, verifies and exports the audit log (also
-// offline, from an export), and makes tokens for static identities.
+// in through the identity provider and connects on the user's behalf, asks
+// for access and decides reviews, lists sessions and their statements,
+// verifies and exports the audit log (also offline, from an export), and
+// makes tokens for static identities.
 package main
 
 import (
@@ -60,6 +61,16 @@ commands:
         certificate, the command is printed)
   ssh NAME [ssh arguments]
         run ssh to an ssh connection with your certificate
+  request CONNECTION --for DURATION --reason TEXT [--json]
+        ask for time-boxed access to a connection that requires approval
+  review list [--all] [--status S] [--json]
+        reviews you asked for or may decide (pending ones unless --all)
+  review show ID [--json]
+        one review: the access or statement asked for, approvals, status
+  review approve ID [--json]
+        approve an access request or a held statement (reviewers)
+  review deny ID --reason TEXT [--json]
+        deny it; the requester sees the reason
   whoami [--json]
         the identity your token belongs to
   token new [--name NAME] [--json]
@@ -206,6 +217,11 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.connect(ctx, rest)
 	case "ssh":
 		return a.ssh(ctx, rest)
+	case "request":
+		return a.request(ctx, rest)
+	case "review":
+		s, r := sub()
+		return a.reviewCmd(ctx, s, r)
 	case "whoami":
 		return a.whoami(ctx, rest)
 	case "replay":

@@ -531,7 +531,8 @@ func TestMisc(t *testing.T) {
 	r := runApp(t, nil, "", "help")
 	r.check(t, 0, "", "")
 	for _, cmd := range []string{"sessions list", "sessions show", "audit verify", "audit verify --file", "audit export",
-		"token new", "token hash", "whoami", "version", "help", "GATEWAYD_TOKEN", "GATEWAYD_ADDR"} {
+		"token new", "token hash", "whoami", "version", "help", "GATEWAYD_TOKEN", "GATEWAYD_ADDR",
+		"request CONNECTION", "review list", "review show", "review approve", "review deny"} {
 		if !strings.Contains(r.stdout, cmd) {
 			t.Errorf("help does not mention %q", cmd)
 		}

@@ -13,6 +13,7 @@
 //	GET /v1/audit/verify       VerifyResult                          admin
 //	GET /v1/audit/export       JSON lines (?session_id=ID&kind=K)    admin
 //
+// With Options.Reviews come access requests and reviews (see reviews.go);
 // Options.Routes mounts more routes beside these, such as the login routes
 // of package login (POST /v1/login/start, ...; see docs/identity.md).
 //
@@ -78,6 +79,9 @@ type Options struct {
 	// Routes are more handlers by ServeMux pattern ("POST /v1/login/start"),
 	// mounted as they are: they authenticate their callers themselves.
 	Routes map[string]http.Handler
+	// Reviews serves access requests and reviews (reviews.go); nil leaves
+	// their routes out.
+	Reviews Reviews
 }
 
 // Limits of GET /v1/sessions.
@@ -100,6 +104,8 @@ type handler struct {
 	health func() error
 	log    *slog.Logger
 	recs   string
+	// reviews serves the review routes, see reviews.go.
+	reviews Reviews
 }
 
 // caller is an authenticated /v1 caller.
@@ -118,6 +124,8 @@ func New(opts Options) http.Handler {
 		health: opts.Health,
 		log:    opts.Logger,
 		recs:   opts.Recordings,
+
+		reviews: opts.Reviews,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -145,6 +153,7 @@ func New(opts Options) http.Handler {
 	for pattern, rh := range opts.Routes {
 		mux.Handle(pattern, rh)
 	}
+	h.reviewRoutes(mux, route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

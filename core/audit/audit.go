@@ -73,6 +73,8 @@ type RequestData struct {
 	Tag          string    `json:"tag,omitempty"`
 	ErrorCode    string    `json:"error_code,omitempty"`
 	ErrorMessage string    `json:"error_message,omitempty"`
+	// ReviewID names the approved review that released the request.
+	ReviewID string `json:"review_id,omitempty"`
 }
 
 // ProtocolData is the payload of protocol and upstream.failed events.

@@ -38,6 +38,10 @@ func (d RequestData) appendJSON(b []byte) []byte {
 		b = append(b, `,"error_message":`...)
 		b = appendJSONString(b, d.ErrorMessage)
 	}
+	if d.ReviewID != "" {
+		b = append(b, `,"review_id":`...)
+		b = appendJSONString(b, d.ReviewID)
+	}
 	return append(b, '}')
 }
 

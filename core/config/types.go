@@ -22,6 +22,8 @@ type Config struct {
 	Secrets    Secrets      `toml:"secrets"`
 	Plugin     []Plugin     `toml:"plugin"`
 	Log        Log          `toml:"log"`
+	// Review configures access requests and held statements (review.go).
+	Review Review `toml:"review"`
 }
 
 // Gateway holds process-wide settings.
@@ -157,6 +159,9 @@ type Connection struct {
 	// the port a number or "*" (which alone allows port 0, "any free
 	// port"). Default: no remote forwarding.
 	AllowRemoteForward []string `toml:"allow_remote_forward"`
+	// Approval settings: RequireApproval, Reviewers and MinApprovals (see
+	// ConnectionApproval in review.go).
+	ConnectionApproval
 }
 
 // Module is one [[policy]] or [[masking]] table: a WASM module and where

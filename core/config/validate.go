@@ -191,6 +191,7 @@ func (d *decoder) complete(c *Config, o *options) {
 	d.connections(c, o)
 	d.modules(c, "policy", c.Policy, o)
 	d.modules(c, "masking", c.Masking, o)
+	d.review(c, o)
 
 	m := scope{path: "modules"}
 	switch {

@@ -17,6 +17,7 @@ const (
 	reasonFault         = "the policy for this connection could not be evaluated"
 	reasonFunctionCall  = "FunctionCall messages are refused on connections with masking: their results cannot be masked"
 	reasonBinaryCopyOut = "COPY ... TO STDOUT in binary format is refused on connections with masking: binary COPY data cannot be masked"
+	reasonGrantExpired  = "the access grant for this connection expired"
 	// gatewayModule names the gateway in policy events it decides itself.
 	gatewayModule = "gatewayd"
 )
@@ -31,6 +32,9 @@ func (h *host) Admit(ctx context.Context, req protocol.AdmitRequest) (*protocol.
 	ls := h.session(req.SessionID)
 	if ls == nil {
 		return nil, fmt.Errorf("gateway: admitting a request of unknown session %q", req.SessionID)
+	}
+	if ls.expired() {
+		return h.refuse(ctx, ls, req, gatewayModule, abi.Verdict{Action: abi.Terminate, Reason: reasonGrantExpired})
 	}
 	ps := ls.policy
 	if ps == nil || req.Kind == 0 {

@@ -27,6 +27,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/metrics"
 	"github.com/gatewayd-access/gatewayd/core/pluginhost"
 	"github.com/gatewayd-access/gatewayd/core/policy"
+	"github.com/gatewayd-access/gatewayd/core/review"
 	"github.com/gatewayd-access/gatewayd/core/secrets"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
@@ -69,6 +70,10 @@ type Gateway struct {
 	host    *host
 	metrics *metrics.Metrics
 	policy  *policy.Engine
+	// reviews holds access requests and held statements; notify announces
+	// them to webhooks.
+	reviews *review.Service
+	notify  *review.Notifier
 	// plugins runs the external plugins ([[plugin]] tables).
 	plugins *pluginhost.Host
 
@@ -201,6 +206,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		policy:   pe,
 		sessions: map[string]*liveSession{},
 	}
+	if g.notify, err = newNotifier(ctx, cfg, g.host.secrets, aw, g); err != nil {
+		return nil, err
+	}
+	g.reviews = review.New(review.Options{Store: st, Audit: aw, Config: cfg, Notifier: g.notify, Log: log.With("component", "review")})
+	g.host.reviews = g.reviews
 
 	if pc := cfg.Listen.Postgres; pc != nil {
 		tc, err := tlscert.Load(pc.CertFile, pc.KeyFile, filepath.Join(cfg.Gateway.DataDir, "tls"))
@@ -263,6 +273,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Health:      aw.Healthy,
 			Logger:      log.With("component", "api"),
 			Recordings:  filepath.Join(cfg.Gateway.DataDir, "recordings"),
+			Reviews:     g.reviews,
 		})
 		g.api = api.NewServer(ac.Address, handler)
 		ln, err := net.Listen("tcp", ac.Address)
@@ -314,6 +325,8 @@ func (g *Gateway) Addr(proto string) net.Addr {
 func (g *Gateway) Run(ctx context.Context) error {
 	sessCtx, endSessions := context.WithCancel(context.WithoutCancel(ctx))
 	defer endSessions()
+	g.notify.Start(sessCtx)
+	go g.reviews.Run(sessCtx, reviewInterval)
 	var wg sync.WaitGroup
 	for _, l := range g.listeners {
 		g.log.Info("listening", "protocol", l.protocol, "address", l.ln.Addr().String())
@@ -366,6 +379,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.api != nil {
 		_ = g.api.Shutdown(sctx)
 	}
+	g.notify.Wait()
 	g.closeState(sctx)
 	return runErr
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/core/metrics"
 	"github.com/gatewayd-access/gatewayd/core/policy"
 	"github.com/gatewayd-access/gatewayd/core/recording"
+	"github.com/gatewayd-access/gatewayd/core/review"
 	"github.com/gatewayd-access/gatewayd/core/secrets"
 	"github.com/gatewayd-access/gatewayd/core/store"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
@@ -34,6 +35,7 @@ type host struct {
 	audit   *audit.Writer
 	metrics *metrics.Metrics
 	policy  *policy.Engine
+	reviews *review.Service
 
 	mu       sync.Mutex
 	sessions map[string]*liveSession
@@ -55,6 +57,11 @@ type liveSession struct {
 	// rec is the session's terminal recording, once a handler started it.
 	recMu sync.Mutex
 	rec   *recording.Writer
+	// notAfter is when the session's access grant ends (connections with
+	// require_approval), zero otherwise; grantTimer audits it.
+	notAfter   time.Time
+	grantID    string
+	grantTimer *time.Timer
 }
 
 func (h *host) Authenticate(ctx context.Context, req protocol.AuthenticateRequest) (*protocol.AuthenticateResponse, error) {
@@ -110,6 +117,13 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		}
 		return nil, protocol.ErrNoAccess
 	}
+	var grant store.Review
+	if conn.RequireApproval {
+		var err error
+		if grant, err = h.grant(ctx, req, conn); err != nil {
+			return nil, err
+		}
+	}
 	cred, err := h.secrets.Resolve(ctx, conn.Secret)
 	if err != nil {
 		h.metrics.UpstreamErrors.WithLabelValues(req.Protocol, conn.Name).Inc()
@@ -122,7 +136,7 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 	}
 	now := time.Now().UTC()
 	ls := &liveSession{id: id.String(), protocol: req.Protocol, identity: req.Identity, connection: conn.Name, started: now,
-		outcomes: map[string]prometheus.Counter{}}
+		outcomes: map[string]prometheus.Counter{}, notAfter: grant.Expires}
 	if err := h.store.CreateSession(ctx, store.Session{
 		ID: ls.id, Protocol: req.Protocol, Connection: conn.Name, Identity: req.Identity.Name,
 		Email: req.Identity.Email, ClientAddr: req.ClientAddr, Started: now,
@@ -147,6 +161,9 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 	h.mu.Lock()
 	h.sessions[ls.id] = ls
 	h.mu.Unlock()
+	if grant.ID != "" {
+		h.watchGrant(ls, grant.ID)
+	}
 	h.metrics.SessionsTotal.WithLabelValues(req.Protocol, conn.Name).Inc()
 	h.metrics.SessionsActive.WithLabelValues(req.Protocol).Inc()
 	return &protocol.OpenSessionResponse{
@@ -163,8 +180,9 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 			AllowForward:       conn.AllowForward,
 			AllowRemoteForward: conn.AllowRemoteForward,
 		},
-		Policy:  ls.policy.HasPolicy(),
-		Masking: ls.policy.Masks(),
+		Policy:   ls.policy.HasPolicy(),
+		Masking:  ls.policy.Masks(),
+		NotAfter: ls.notAfter,
 	}, nil
 }
 
@@ -189,6 +207,7 @@ func (h *host) RecordRequests(ctx context.Context, reqs []protocol.RequestRecord
 			Data: audit.RequestData{
 				Kind: r.Kind, Text: r.Text, Started: r.Started.UTC(), Duration: int64(r.Duration),
 				Rows: r.Rows, Outcome: r.Outcome, Tag: r.Tag, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
+				ReviewID: r.ReviewID,
 			},
 		})
 		if err != nil {
@@ -222,6 +241,7 @@ func (h *host) CloseSession(ctx context.Context, req protocol.CloseSessionReques
 		return fmt.Errorf("gateway: closing unknown session %q", req.SessionID)
 	}
 	ls.policy.Close()
+	h.stopGrant(ls)
 	h.endRecording(ls)
 	now := time.Now().UTC()
 	h.metrics.SessionsActive.WithLabelValues(ls.protocol).Dec()

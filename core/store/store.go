@@ -34,6 +34,9 @@ type Store interface {
 	// at the first error fn returns.
 	Events(ctx context.Context, f EventFilter, fn func(Event) error) error
 
+	// ReviewStore keeps access requests and held statements (review.go).
+	ReviewStore
+
 	Close() error
 }
 

@@ -114,6 +114,10 @@ type OpenSessionResponse struct {
 	// Policy reports that requests go through policy modules: the handler
 	// must call Admit with each request's kind and text.
 	Policy bool
+	// NotAfter, when set, is when the session's access ends (an approved
+	// access request's grant expires): the handler ends the session then,
+	// with a message in its protocol. Admit refuses requests after it.
+	NotAfter time.Time
 	// Masking is the set of response frame kinds the handler must pass
 	// through Mask before sending them to the client.
 	Masking abi.Subscription
@@ -203,6 +207,9 @@ type RequestRecord struct {
 	// terms (for PostgreSQL, the SQLSTATE and message).
 	ErrorCode    string
 	ErrorMessage string
+	// ReviewID names the approved review (see Holder) that released the
+	// request, "" for requests that needed none.
+	ReviewID string
 }
 
 // Event is a protocol event that is not a request.

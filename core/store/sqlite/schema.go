@@ -46,6 +46,35 @@ var migrations = []string{
 		first_seq  INTEGER NOT NULL, -- event_blocks.first_seq
 		PRIMARY KEY (session_id, first_seq)
 	) WITHOUT ROWID;`,
+	// 2: access requests and held statements waiting for reviewers.
+	`CREATE TABLE reviews (
+		id               TEXT    PRIMARY KEY,
+		kind             TEXT    NOT NULL,
+		status           TEXT    NOT NULL,
+		identity         TEXT    NOT NULL,
+		connection       TEXT    NOT NULL,
+		session_id       TEXT    NOT NULL,
+		request          TEXT    NOT NULL,
+		text             TEXT    NOT NULL,
+		params           BLOB,
+		params_shown     TEXT    NOT NULL, -- JSON array of strings
+		digest           TEXT    NOT NULL,
+		reason           TEXT    NOT NULL,
+		duration         INTEGER NOT NULL, -- nanoseconds
+		reviewers        TEXT    NOT NULL, -- JSON array of groups
+		min_approvals    INTEGER NOT NULL,
+		created          INTEGER,          -- unix nanoseconds UTC
+		hold_until       INTEGER,
+		expires          INTEGER,
+		approvals        TEXT    NOT NULL, -- JSON array of {reviewer, time}
+		decided          INTEGER,
+		denied_by        TEXT    NOT NULL,
+		deny_reason      TEXT    NOT NULL,
+		released         INTEGER,
+		released_session TEXT    NOT NULL
+	);
+	CREATE INDEX reviews_created ON reviews (created DESC);
+	CREATE INDEX reviews_digest ON reviews (digest, status);`,
 }
 
 // migrate creates or upgrades the schema in one transaction, and refuses a

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendEmpty", testAppendEmpty},
 		{"ConcurrentAppendsAndReads", testConcurrentAppendsAndReads},
 	}
+	tests = append(tests, reviewTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := open(t)

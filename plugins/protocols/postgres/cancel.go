@@ -35,6 +35,14 @@ func (r *cancelRegistry) release(pid uint32) {
 	r.mu.Unlock()
 }
 
+// get returns the backend of a gateway-issued process id.
+func (r *cancelRegistry) get(pid uint32) (cancelTarget, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.m[pid]
+	return t, ok
+}
+
 // lookup finds the backend for a gateway-issued key, comparing the secret
 // in constant time.
 func (r *cancelRegistry) lookup(pid uint32, secret []byte) (cancelTarget, bool) {
@@ -62,8 +70,15 @@ func (h *Handler) handleCancel(ctx context.Context, s *clientSession, body []byt
 		s.protocolEvent(ctx, "cancel.refused", map[string]string{"reason": "unknown cancel key", "pid": strconv.FormatUint(uint64(pid), 10)})
 		return
 	}
-	err := sendCancel(ctx, t)
 	detail := map[string]string{"target_session": t.sessionID}
+	if cancelHold, ok := h.holds.Load(t.sessionID); ok {
+		// The session waits for a review, not for the server.
+		cancelHold.(func())()
+		detail["held"] = "true"
+		s.protocolEventFor(ctx, t.sessionID, "cancel", detail)
+		return
+	}
+	err := sendCancel(ctx, t)
 	if err != nil {
 		h.log.Warn("forwarding cancel request", "target_session", t.sessionID, "error", err)
 		detail["error"] = err.Error()

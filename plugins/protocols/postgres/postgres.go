@@ -44,6 +44,9 @@ type Handler struct {
 	log  *slog.Logger
 
 	cancels cancelRegistry
+	// holds are the cancel functions of statements held for approval, by
+	// session id: a CancelRequest withdraws the hold (hold.go).
+	holds sync.Map
 }
 
 // New returns a Handler.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +56,20 @@ type clientSession struct {
 
 	cr *bufio.Reader
 	cw *bufio.Writer
-	ur *bufio.Reader
-	uw *bufio.Writer
+	// cwMu serialises writes to cw between fromUpstream (one message at a
+	// time) and a held statement's notice.
+	cwMu sync.Mutex
+	ur   *bufio.Reader
+	uw   *bufio.Writer
+
+	// holder holds statements for approval; nil when the host cannot.
+	holder protocol.Holder
+	// batch is the extended-protocol batch held for approval (hold.go).
+	batch *heldBatch
+	// notAfter is when the session's access grant ends, or zero.
+	notAfter time.Time
+	// ending is set once the relay is stopping.
+	ending atomic.Bool
 
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
@@ -191,7 +204,9 @@ func (s *clientSession) openSession(ctx context.Context, st *startup) (protocol.
 		Attributes: attrs,
 	})
 	if err != nil {
-		if errors.Is(err, protocol.ErrNoAccess) {
+		if errors.Is(err, protocol.ErrApprovalRequired) {
+			s.sendFatal(codeInvalidAuthSpec, fmt.Sprintf("connection %q requires an approved access request: run gatewayctl request %s --for DURATION --reason TEXT, and connect once a reviewer approved it", st.database, st.database))
+		} else if errors.Is(err, protocol.ErrNoAccess) {
 			s.sendFatal(codeInvalidAuthSpec, fmt.Sprintf("connection %q does not exist or you may not use it", st.database))
 		} else {
 			s.log.Error("opening session", "error", err)
@@ -201,6 +216,8 @@ func (s *clientSession) openSession(ctx context.Context, st *startup) (protocol.
 	}
 	s.sessionID = resp.SessionID
 	s.masking = resp.Masking
+	s.notAfter = resp.NotAfter
+	s.holder, _ = s.host.(protocol.Holder)
 	return resp.Target, nil
 }
 
@@ -237,16 +254,29 @@ func (s *clientSession) relay(ctx context.Context) string {
 	go func() { errc <- s.fromClient(ctx) }()
 	go func() { errc <- s.fromUpstream(ctx) }()
 
+	var expired <-chan time.Time
+	if !s.notAfter.IsZero() {
+		t := time.NewTimer(time.Until(s.notAfter))
+		defer t.Stop()
+		expired = t.C
+	}
 	var first error
+	var grantEnded bool
 	running := 2
 	select {
 	case first = <-errc:
 		running--
 	case <-ctx.Done():
 		first = errShutdown
+	case <-expired:
+		grantEnded = true
+		first = &fatalError{code: codeAdminShutdown, msg: fmt.Sprintf(
+			"terminating connection: your access grant to this connection expired at %s; request access again with gatewayctl request",
+			s.notAfter.UTC().Format(time.RFC3339))}
 	}
 	// Stop the other direction: closing upstream ends fromUpstream, an
 	// expired read deadline ends fromClient.
+	s.ending.Store(true)
 	_ = s.up.Close()
 	_ = s.raw.SetReadDeadline(time.Now())
 	for ; running > 0; running-- {
@@ -260,6 +290,15 @@ func (s *clientSession) relay(ctx context.Context) string {
 		s.sendFatal(fatal.code, fatal.msg)
 	case errors.Is(first, errShutdown):
 		s.sendFatal(codeAdminShutdown, "terminating connection: gatewayd is shutting down")
+	}
+	if grantEnded {
+		// Stop what still runs upstream: closing the connection alone
+		// leaves a long statement running on the server.
+		if t, ok := s.h.cancels.get(s.cancelPID); ok {
+			if err := sendCancel(context.WithoutCancel(ctx), t); err != nil {
+				s.log.Warn("cancelling upstream at grant expiry", "error", err)
+			}
+		}
 	}
 	s.tracker.interruptAll()
 	s.tracker.flush(context.WithoutCancel(ctx))

@@ -45,8 +45,13 @@ type item struct {
 	binding *binding
 }
 
-// refusal is the error a client gets for a request policy refused.
-type refusal struct{ code, msg string }
+// refusal is the error a client gets for a request policy refused. review
+// is set when policy asked for approval: the request may be held instead
+// (hold.go).
+type refusal struct {
+	code, msg string
+	review    *abi.Verdict
+}
 
 // binding is what a portal was bound to: the statement (by name and
 // generation) and the result format codes.
@@ -74,6 +79,16 @@ type tracker struct {
 	stmtGens   map[string]uint64
 	portalBind map[string]*binding
 	gen        uint64
+	// reviewStmts are the prepared statements whose Parse needed review:
+	// each Bind of one is held again (hold.go).
+	reviewStmts map[string]*holdStart
+	// start is set by client when the message starts a held batch.
+	start *holdStart
+	// While a held batch is replayed: presets are its Parses' verdicts,
+	// and the Executes of releaseStmt record releaseReview.
+	replaying                  bool
+	presets                    []*refusal
+	releaseReview, releaseStmt string
 
 	// server side
 	queue []*item
@@ -90,6 +105,8 @@ func newTracker(s *clientSession) *tracker {
 		stmtGens:   map[string]uint64{},
 		portalBind: map[string]*binding{},
 		descs:      newDescriptions(),
+
+		reviewStmts: map[string]*holdStart{},
 	}
 }
 
@@ -102,6 +119,11 @@ const sentinel = "gatewayd refused this statement"
 // verdict asks the core to admit a request. It returns the refusal to
 // answer with, or an error that ends the session.
 func (t *tracker) verdict(ctx context.Context, kind abi.FrameKind, text string, attrs []abi.Attr) (*refusal, error) {
+	if t.replaying && kind == abi.SQLParse && len(t.presets) > 0 {
+		r := t.presets[0]
+		t.presets = t.presets[1:]
+		return r, nil
+	}
 	resp, err := t.s.host.Admit(ctx, protocol.AdmitRequest{SessionID: t.s.sessionID, Kind: kind, Text: text, Attrs: attrs})
 	if err != nil {
 		t.s.log.Error("request refused: gateway cannot admit it", "error", err)
@@ -118,7 +140,7 @@ func (t *tracker) verdict(ctx context.Context, kind abi.FrameKind, text string, 
 		if len(v.Reviewers) > 0 {
 			msg += " (reviewers: " + strings.Join(v.Reviewers, ", ") + ")"
 		}
-		return &refusal{code: codeInsufficientPrivilege, msg: msg + "; per-statement approval is not available yet, so it was not run"}, nil
+		return &refusal{code: codeInsufficientPrivilege, msg: msg + "; it cannot be held for approval here, so it was not run", review: &v}, nil
 	default: // Terminate, or anything a newer core may add: end the session.
 		return nil, &fatalError{code: codeInsufficientPrivilege, msg: "gatewayd policy ended the session: " + v.Reason}
 	}
@@ -139,6 +161,15 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
+		if r != nil && r.review != nil && t.s.holder != nil {
+			res, err := t.s.holdAndWait(ctx, "query", text, nil, nil, r.review.Reviewers, r.review.Reason)
+			if err != nil {
+				return nil, err
+			}
+			it.rec.Started = time.Now()
+			it.rec.ReviewID = res.reviewID
+			r = res.refusal
+		}
 		if r != nil {
 			it.denied = r
 			return append([]byte(sentinel), 0), t.push(ctx, it)
@@ -157,6 +188,11 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
+		if r != nil && r.review != nil && t.s.holder != nil && !t.replaying {
+			t.start = &holdStart{stmt: name, text: text, reviewers: r.review.Reviewers, reason: r.review.Reason}
+			return nil, nil
+		}
+		delete(t.reviewStmts, name)
 		t.setStatement(name, text)
 		t.bumpStatement(name)
 		if r != nil {
@@ -170,6 +206,10 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		b, err := parseBind(body)
 		if err != nil {
 			return nil, err
+		}
+		if st := t.reviewStmts[b.stmt]; st != nil && !t.replaying {
+			t.start = st
+			return nil, nil
 		}
 		text, known := t.stmts[b.stmt]
 		if !known {
@@ -209,7 +249,11 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		if _, err := t.verdict(ctx, 0, text, nil); err != nil {
 			return nil, err
 		}
-		return nil, t.push(ctx, &item{kind: 'E', rec: t.record("execute", text), name: portal, binding: t.portalBind[portal]})
+		it := &item{kind: 'E', rec: t.record("execute", text), name: portal, binding: t.portalBind[portal]}
+		if t.releaseReview != "" && it.binding != nil && it.binding.stmt == t.releaseStmt {
+			it.rec.ReviewID = t.releaseReview
+		}
+		return nil, t.push(ctx, it)
 	case 'C':
 		if len(body) < 2 {
 			return nil, malformed("Close")
@@ -222,6 +266,7 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		case 'S':
 			t.setStatement(name, "")
 			delete(t.stmts, name)
+			delete(t.reviewStmts, name)
 			t.bumpStatement(name)
 		case 'P':
 			delete(t.portals, name)

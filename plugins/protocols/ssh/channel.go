@@ -39,6 +39,8 @@ func (c *clientConn) session(ctx context.Context, nc gossh.NewChannel) {
 		return
 	}
 	s := &channel{c: c, ch: ch, uch: uch, width: 80, height: 24}
+	c.addChannel(s)
+	defer c.removeChannel(s)
 	s.run(ctx, creqs, ureqs)
 }
 
@@ -89,9 +91,10 @@ type channel struct {
 	sftp      *sftpWatch
 	// The request to audit when the channel ends: "shell", "exec" or
 	// "subsystem", its text, and when it started.
-	reqKind  string
-	reqText  string
-	reqStart time.Time
+	reqKind   string
+	reqText   string
+	reqStart  time.Time
+	reqReview string // the review that released the request
 }
 
 func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
@@ -345,6 +348,7 @@ func (s *channel) start(ctx context.Context, req *gossh.Request, kind abi.FrameK
 		return
 	}
 	s.c.countRequest()
+	holder, _ := s.c.host.(protocol.Holder)
 	resp, err := s.c.host.Admit(ctx, protocol.AdmitRequest{SessionID: s.c.sessionID, Kind: kind, Text: text, Attrs: attrs})
 	var msg string
 	switch {
@@ -353,8 +357,33 @@ func (s *channel) start(ctx context.Context, req *gossh.Request, kind abi.FrameK
 		msg = "gatewayd cannot record requests now (audit log unavailable); refused"
 	case resp.Verdict.Action == abi.Deny:
 		msg = "gatewayd policy denied this: " + resp.Verdict.Reason
+	case resp.Verdict.Action == abi.Review && kind == abi.ShellExec && holder != nil:
+		if req.WantReply {
+			_ = req.Reply(true, nil) // the client reads stderr while it waits
+		}
+		review, refusal := s.holdExec(ctx, holder, text, resp.Verdict)
+		if refusal != "" {
+			fmt.Fprintf(s.ch.Stderr(), "%s\r\n", refusal)
+			sendExitStatus(s.ch, 1)
+			_ = s.uch.Close()
+			return
+		}
+		s.mu.Lock()
+		s.reqReview = review
+		s.mu.Unlock()
+		// The client was answered already: the target's answer is ours.
+		forward = func() bool {
+			ok, err := s.uch.SendRequest(req.Type, true, req.Payload)
+			if err != nil || !ok {
+				fmt.Fprintf(s.ch.Stderr(), "gatewayd: the target refused the command\r\n")
+				sendExitStatus(s.ch, 1)
+				_ = s.uch.Close()
+				return false
+			}
+			return true
+		}
 	case resp.Verdict.Action == abi.Review:
-		msg = "gatewayd policy requires approval for this: " + resp.Verdict.Reason + "; approval is not available yet, so it was not run"
+		msg = "gatewayd policy requires approval for this: " + resp.Verdict.Reason + "; it cannot be held for approval here, so it was not run"
 	case resp.Verdict.Action != abi.Allow:
 		msg = "gatewayd policy ended the session: " + resp.Verdict.Reason
 		defer s.c.sconn.Close()
@@ -390,14 +419,14 @@ func (s *channel) start(ctx context.Context, req *gossh.Request, kind abi.FrameK
 // outcome, once.
 func (s *channel) auditRequest(ctx context.Context, outcome string) {
 	s.mu.Lock()
-	kind, text, started := s.reqKind, s.reqText, s.reqStart
+	kind, text, started, review := s.reqKind, s.reqText, s.reqStart, s.reqReview
 	s.reqKind = ""
 	s.mu.Unlock()
 	if kind == "" {
 		return
 	}
 	rec := protocol.RequestRecord{SessionID: s.c.sessionID, Kind: kind, Text: text, Started: started,
-		Duration: time.Since(started), Rows: -1, Outcome: "ok"}
+		Duration: time.Since(started), Rows: -1, Outcome: "ok", ReviewID: review}
 	if outcome != "ok" {
 		rec.Outcome, rec.Tag = "error", outcome
 	}

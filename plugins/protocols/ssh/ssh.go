@@ -147,7 +147,7 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 		return nil
 	}
 	c := &clientConn{h: h, host: host, log: log.With("user", ident.Name, "connection", sconn.User()),
-		sconn: sconn, identity: ident, addr: addr, slots: make(chan struct{}, h.opts.MaxChannels)}
+		sconn: sconn, identity: ident, addr: addr, slots: make(chan struct{}, h.opts.MaxChannels), gone: make(chan struct{})}
 	return c.serve(ctx, chans, reqs)
 }
 
@@ -184,6 +184,12 @@ type clientConn struct {
 	bytesIn   int64
 	bytesOut  int64
 	requests  int64
+	// channels are the open session channels; expiry ends them when the
+	// session's access grant runs out.
+	channels map[*channel]struct{}
+	expiry   *time.Timer
+	// gone is closed once the client connection has ended.
+	gone chan struct{}
 }
 
 func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request) error {
@@ -259,6 +265,7 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 		}
 	}
 	close(done)
+	close(c.gone)
 	wg.Wait()
 	c.close(ctx)
 	return nil
@@ -281,7 +288,9 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 		Attributes: map[string]string{"client_version": string(c.sconn.ClientVersion())},
 	})
 	if err != nil {
-		if errors.Is(err, protocol.ErrNoAccess) {
+		if errors.Is(err, protocol.ErrApprovalRequired) {
+			c.openErr = fmt.Errorf("connection %q requires an approved access request: run gatewayctl request %s --for DURATION --reason TEXT, and connect once a reviewer approved it", c.sconn.User(), c.sconn.User())
+		} else if errors.Is(err, protocol.ErrNoAccess) {
 			c.openErr = fmt.Errorf("connection %q does not exist or you may not use it", c.sconn.User())
 		} else {
 			c.log.Error("opening session", "error", err)
@@ -294,6 +303,9 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 	c.forwards = resp.Target.AllowForward
 	c.remotes = resp.Target.AllowRemoteForward
 	c.log = c.log.With("session", c.sessionID)
+	if na := resp.NotAfter; !na.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(na), func() { c.expire(na) })
+	}
 	up, err := dialUpstream(ctx, resp.Target)
 	if err != nil {
 		c.log.Warn("upstream connect failed", "error", err)
@@ -322,6 +334,9 @@ func (c *clientConn) close(ctx context.Context) {
 	c.mu.Lock()
 	c.closing = true
 	up := c.up
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.mu.Unlock()
 	if up != nil {
 		_ = up.Close()

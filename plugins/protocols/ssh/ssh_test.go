@@ -53,6 +53,7 @@ type env struct {
 	t       *testing.T
 	sshd    *sshtest.Server
 	addr    string // the gateway's ssh listener
+	api     string // the gateway's API listener
 	dataDir string
 	key     string // alice's private key file
 	logs    *testlog.Buffer
@@ -130,7 +131,8 @@ ssh_keys = [%q]
 `, filepath.Join(dir, "data"), listenerKey, filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"), sha(aliceToken), strings.TrimSpace(string(pub))) + pluginTable +
 		sshConnection("web-1", sshd.Addr, secretFile, sshd.HostKey) +
 		sshConnection("web-2", sshd.Addr, pwFile, sshd.HostKey) +
-		sshConnection("wrong-key", sshd.Addr, secretFile, strings.TrimSpace(string(pub))) + more
+		sshConnection("wrong-key", sshd.Addr, secretFile, strings.TrimSpace(string(pub))) +
+		sshConnection("web-jit", sshd.Addr, secretFile, sshd.HostKey, `require_approval = true`, `reviewers = ["dba"]`) + more
 	if len(forwards) > 0 {
 		quoted := make([]string, len(forwards))
 		for i, f := range forwards {
@@ -164,7 +166,7 @@ ssh_keys = [%q]
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
-	return &env{t: t, sshd: sshd, addr: gw.Addr("ssh").String(), dataDir: cfg.Gateway.DataDir, key: keyFile, logs: logs, stop: stop}
+	return &env{t: t, sshd: sshd, addr: gw.Addr("ssh").String(), api: gw.Addr("api").String(), dataDir: cfg.Gateway.DataDir, key: keyFile, logs: logs, stop: stop}
 }
 
 func (e *env) sshArgs(tool string) []string {
