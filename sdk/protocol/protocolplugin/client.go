@@ -544,6 +544,26 @@ func answer(ctx context.Context, hs *hostSession, call *pb.Call) (reply *pb.Repl
 			break
 		}
 		err = rec.Record(ctx, recordFromPB(r.Record))
+	case *pb.Call_Hold:
+		hd, ok := host.(protocol.Holder)
+		if !ok {
+			err = protocol.ErrHoldUnavailable
+			break
+		}
+		var resp *protocol.HoldResponse
+		if resp, err = hd.Hold(ctx, holdFromPB(r.Hold)); err == nil {
+			reply.Response = &pb.Reply_Hold{Hold: holdRespToPB(resp)}
+		}
+	case *pb.Call_AwaitHold:
+		hd, ok := host.(protocol.Holder)
+		if !ok {
+			err = protocol.ErrHoldUnavailable
+			break
+		}
+		var resp *protocol.AwaitHoldResponse
+		if resp, err = hd.AwaitHold(ctx, protocol.AwaitHoldRequest{SessionID: r.AwaitHold.SessionId, ReviewID: r.AwaitHold.ReviewId}); err == nil {
+			reply.Response = &pb.Reply_AwaitHold{AwaitHold: &pb.AwaitHoldResponse{Outcome: resp.Outcome, Reviewer: resp.Reviewer, Reason: resp.Reason}}
+		}
 	default:
 		err = fmt.Errorf("%w: protocolplugin: unknown call %T from the plugin", protocol.ErrUnavailable, r)
 	}

@@ -59,13 +59,15 @@ func openSessionRespToPB(r *protocol.OpenSessionResponse) *pb.OpenSessionRespons
 			AllowForward:       t.AllowForward,
 			AllowRemoteForward: t.AllowRemoteForward,
 		},
-		Policy:  r.Policy,
-		Masking: uint32(r.Masking),
+		Policy:            r.Policy,
+		Masking:           uint32(r.Masking),
+		NotAfterUnixNanos: unixNanos(r.NotAfter),
 	}
 }
 
 func openSessionRespFromPB(r *pb.OpenSessionResponse) *protocol.OpenSessionResponse {
-	resp := &protocol.OpenSessionResponse{SessionID: r.SessionId, Policy: r.Policy, Masking: abi.Subscription(r.Masking)}
+	resp := &protocol.OpenSessionResponse{SessionID: r.SessionId, Policy: r.Policy, Masking: abi.Subscription(r.Masking),
+		NotAfter: fromUnixNanos(r.NotAfterUnixNanos)}
 	if t := r.Target; t != nil {
 		resp.Target = protocol.Target{
 			Connection: t.Connection, Address: t.Address, Database: t.Database, User: t.User,
@@ -124,6 +126,7 @@ func recordsToPB(recs []protocol.RequestRecord) *pb.RecordRequestsRequest {
 			SessionId: r.SessionID, Kind: r.Kind, Text: r.Text,
 			StartedUnixNanos: r.Started.UnixNano(), DurationNanos: int64(r.Duration),
 			Rows: r.Rows, Outcome: r.Outcome, Tag: r.Tag, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
+			ReviewId: r.ReviewID,
 		}
 	}
 	return m
@@ -136,6 +139,7 @@ func recordsFromPB(m *pb.RecordRequestsRequest) []protocol.RequestRecord {
 			SessionID: r.SessionId, Kind: r.Kind, Text: r.Text,
 			Started: time.Unix(0, r.StartedUnixNanos), Duration: time.Duration(r.DurationNanos),
 			Rows: r.Rows, Outcome: r.Outcome, Tag: r.Tag, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
+			ReviewID: r.ReviewId,
 		}
 	}
 	return recs
@@ -183,6 +187,10 @@ func recordFromPB(m *pb.RecordRequest) protocol.RecordRequest {
 func errorToPB(err error) *pb.Error {
 	e := &pb.Error{Message: err.Error()}
 	switch {
+	case errors.Is(err, protocol.ErrHoldUnavailable):
+		e.Kind = pb.Error_KIND_HOLD_UNAVAILABLE
+	case errors.Is(err, protocol.ErrApprovalRequired):
+		e.Kind = pb.Error_KIND_APPROVAL_REQUIRED
 	case errors.Is(err, protocol.ErrUnauthenticated):
 		e.Kind = pb.Error_KIND_UNAUTHENTICATED
 	case errors.Is(err, protocol.ErrNoAccess):
@@ -212,6 +220,43 @@ func errorFromPB(e *pb.Error) error {
 		kind = protocol.ErrNoAccess
 	case pb.Error_KIND_UNAVAILABLE:
 		kind = protocol.ErrUnavailable
+	case pb.Error_KIND_HOLD_UNAVAILABLE:
+		kind = protocol.ErrHoldUnavailable
+	case pb.Error_KIND_APPROVAL_REQUIRED:
+		kind = protocol.ErrApprovalRequired
 	}
 	return &hostError{msg: e.Message, kind: kind}
+}
+
+// unixNanos is t on the wire; the zero time is 0.
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func holdToPB(r protocol.HoldRequest) *pb.HoldRequest {
+	return &pb.HoldRequest{SessionId: r.SessionID, Request: r.Request, Text: r.Text, Params: r.Params,
+		ParamsShown: r.ParamsShown, Reviewers: r.Reviewers, Reason: r.Reason}
+}
+
+func holdFromPB(r *pb.HoldRequest) protocol.HoldRequest {
+	return protocol.HoldRequest{SessionID: r.SessionId, Request: r.Request, Text: r.Text, Params: r.Params,
+		ParamsShown: r.ParamsShown, Reviewers: r.Reviewers, Reason: r.Reason}
+}
+
+func holdRespToPB(r *protocol.HoldResponse) *pb.HoldResponse {
+	return &pb.HoldResponse{ReviewId: r.ReviewID, Reviewers: r.Reviewers, UntilUnixNanos: unixNanos(r.Until), Released: r.Released}
+}
+
+func holdRespFromPB(r *pb.HoldResponse) *protocol.HoldResponse {
+	return &protocol.HoldResponse{ReviewID: r.ReviewId, Reviewers: r.Reviewers, Until: fromUnixNanos(r.UntilUnixNanos), Released: r.Released}
 }

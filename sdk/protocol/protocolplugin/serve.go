@@ -146,6 +146,25 @@ type pluginSession struct {
 	// failed is the failure of an async call, returned from the next
 	// Admit or RecordRequests.
 	failed error
+	// holds are when the session's held requests time out, by review.
+	holds map[string]time.Time
+}
+
+func (ps *pluginSession) holdUntil(review string, until time.Time) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.holds == nil {
+		ps.holds = make(map[string]time.Time)
+	}
+	ps.holds[review] = until
+}
+
+func (ps *pluginSession) takeHoldUntil(review string) time.Time {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	until := ps.holds[review]
+	delete(ps.holds, review)
+	return until
 }
 
 func (ps *pluginSession) setFailed(err error) {
@@ -407,7 +426,11 @@ var errHostGone = fmt.Errorf("%w: gatewayd is gone", protocol.ErrUnavailable)
 // timeout or until ctx ends. A reply that carries an error is returned as
 // that error.
 func (s *server) call(ctx context.Context, handle uint64, name string, c *pb.Call) (*pb.Reply, error) {
-	timeout := s.callTimeout
+	return s.callFor(ctx, s.callTimeout, handle, name, c)
+}
+
+// callFor is call with its own timeout.
+func (s *server) callFor(ctx context.Context, timeout time.Duration, handle uint64, name string, c *pb.Call) (*pb.Reply, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
@@ -549,6 +572,43 @@ func (h *sessionHost) CloseSession(ctx context.Context, req protocol.CloseSessio
 	return err
 }
 
+// Hold asks gatewayd to hold a request for review. When gatewayd cannot
+// hold requests, it answers protocol.ErrHoldUnavailable, and the handler
+// refuses the request, as it would in process.
+func (h *sessionHost) Hold(ctx context.Context, req protocol.HoldRequest) (*protocol.HoldResponse, error) {
+	r, err := h.s.call(ctx, h.handle, "Hold", &pb.Call{Request: &pb.Call_Hold{Hold: holdToPB(req)}})
+	if err != nil {
+		return nil, err
+	}
+	hr := r.GetHold()
+	if hr == nil {
+		return nil, errBadReply
+	}
+	resp := holdRespFromPB(hr)
+	h.st.holdUntil(resp.ReviewID, resp.Until)
+	return resp, nil
+}
+
+// AwaitHold waits for a held request's decision: the call lasts until the
+// hold times out (and the call timeout after it), or until ctx ends, which
+// withdraws the review at gatewayd.
+func (h *sessionHost) AwaitHold(ctx context.Context, req protocol.AwaitHoldRequest) (*protocol.AwaitHoldResponse, error) {
+	timeout := h.s.callTimeout
+	if until := h.st.takeHoldUntil(req.ReviewID); !until.IsZero() {
+		timeout += time.Until(until)
+	}
+	r, err := h.s.callFor(ctx, timeout, h.handle, "AwaitHold", &pb.Call{Request: &pb.Call_AwaitHold{AwaitHold: &pb.AwaitHoldRequest{
+		SessionId: req.SessionID, ReviewId: req.ReviewID}}})
+	if err != nil {
+		return nil, err
+	}
+	a := r.GetAwaitHold()
+	if a == nil {
+		return nil, errBadReply
+	}
+	return &protocol.AwaitHoldResponse{Outcome: a.Outcome, Reviewer: a.Reviewer, Reason: a.Reason}, nil
+}
+
 // recordingHost is the Host of a connection whose gatewayd Host records
 // terminal sessions: it is a protocol.Recorder too, as in-process.
 type recordingHost struct{ sessionHost }
@@ -561,6 +621,7 @@ func (h *recordingHost) Record(ctx context.Context, req protocol.RecordRequest) 
 var (
 	_ protocol.Host            = (*sessionHost)(nil)
 	_ protocol.Recorder        = (*recordingHost)(nil)
+	_ protocol.Holder          = (*sessionHost)(nil)
 	_ pb.ProtocolHandlerServer = (*server)(nil)
 	_ plugin.GRPCPlugin        = (*grpcPlugin)(nil)
 )

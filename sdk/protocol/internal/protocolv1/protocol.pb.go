@@ -46,6 +46,10 @@ const (
 	Error_KIND_NO_ACCESS Error_Kind = 2
 	// protocol.ErrUnavailable
 	Error_KIND_UNAVAILABLE Error_Kind = 3
+	// protocol.ErrHoldUnavailable
+	Error_KIND_HOLD_UNAVAILABLE Error_Kind = 4
+	// protocol.ErrApprovalRequired (a KIND_NO_ACCESS)
+	Error_KIND_APPROVAL_REQUIRED Error_Kind = 5
 )
 
 // Enum value maps for Error_Kind.
@@ -55,12 +59,16 @@ var (
 		1: "KIND_UNAUTHENTICATED",
 		2: "KIND_NO_ACCESS",
 		3: "KIND_UNAVAILABLE",
+		4: "KIND_HOLD_UNAVAILABLE",
+		5: "KIND_APPROVAL_REQUIRED",
 	}
 	Error_Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED":     0,
-		"KIND_UNAUTHENTICATED": 1,
-		"KIND_NO_ACCESS":       2,
-		"KIND_UNAVAILABLE":     3,
+		"KIND_UNSPECIFIED":       0,
+		"KIND_UNAUTHENTICATED":   1,
+		"KIND_NO_ACCESS":         2,
+		"KIND_UNAVAILABLE":       3,
+		"KIND_HOLD_UNAVAILABLE":  4,
+		"KIND_APPROVAL_REQUIRED": 5,
 	}
 )
 
@@ -742,6 +750,8 @@ type Call struct {
 	//	*Call_RecordEvent
 	//	*Call_CloseSession
 	//	*Call_Record
+	//	*Call_Hold
+	//	*Call_AwaitHold
 	Request       isCall_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -884,6 +894,24 @@ func (x *Call) GetRecord() *RecordRequest {
 	return nil
 }
 
+func (x *Call) GetHold() *HoldRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_Hold); ok {
+			return x.Hold
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetAwaitHold() *AwaitHoldRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_AwaitHold); ok {
+			return x.AwaitHold
+		}
+	}
+	return nil
+}
+
 type isCall_Request interface {
 	isCall_Request()
 }
@@ -922,6 +950,16 @@ type Call_Record struct {
 	Record *RecordRequest `protobuf:"bytes,17,opt,name=record,proto3,oneof"`
 }
 
+type Call_Hold struct {
+	// protocol.Holder: hold a request policy sent for review, and wait
+	// for its decision (the call's timeout covers the hold).
+	Hold *HoldRequest `protobuf:"bytes,18,opt,name=hold,proto3,oneof"`
+}
+
+type Call_AwaitHold struct {
+	AwaitHold *AwaitHoldRequest `protobuf:"bytes,19,opt,name=await_hold,json=awaitHold,proto3,oneof"`
+}
+
 func (*Call_Authenticate) isCall_Request() {}
 
 func (*Call_OpenSession) isCall_Request() {}
@@ -938,6 +976,10 @@ func (*Call_CloseSession) isCall_Request() {}
 
 func (*Call_Record) isCall_Request() {}
 
+func (*Call_Hold) isCall_Request() {}
+
+func (*Call_AwaitHold) isCall_Request() {}
+
 // Reply answers the Call with the same id.
 type Reply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -950,6 +992,8 @@ type Reply struct {
 	//	*Reply_OpenSession
 	//	*Reply_Admit
 	//	*Reply_Mask
+	//	*Reply_Hold
+	//	*Reply_AwaitHold
 	Response      isReply_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1042,6 +1086,24 @@ func (x *Reply) GetMask() *MaskResponse {
 	return nil
 }
 
+func (x *Reply) GetHold() *HoldResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_Hold); ok {
+			return x.Hold
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetAwaitHold() *AwaitHoldResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_AwaitHold); ok {
+			return x.AwaitHold
+		}
+	}
+	return nil
+}
+
 type isReply_Response interface {
 	isReply_Response()
 }
@@ -1062,6 +1124,14 @@ type Reply_Mask struct {
 	Mask *MaskResponse `protobuf:"bytes,13,opt,name=mask,proto3,oneof"`
 }
 
+type Reply_Hold struct {
+	Hold *HoldResponse `protobuf:"bytes,14,opt,name=hold,proto3,oneof"`
+}
+
+type Reply_AwaitHold struct {
+	AwaitHold *AwaitHoldResponse `protobuf:"bytes,15,opt,name=await_hold,json=awaitHold,proto3,oneof"`
+}
+
 func (*Reply_Authenticate) isReply_Response() {}
 
 func (*Reply_OpenSession) isReply_Response() {}
@@ -1069,6 +1139,10 @@ func (*Reply_OpenSession) isReply_Response() {}
 func (*Reply_Admit) isReply_Response() {}
 
 func (*Reply_Mask) isReply_Response() {}
+
+func (*Reply_Hold) isReply_Response() {}
+
+func (*Reply_AwaitHold) isReply_Response() {}
 
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1395,9 +1469,11 @@ type OpenSessionResponse struct {
 	Target    *Target                `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	Policy    bool                   `protobuf:"varint,3,opt,name=policy,proto3" json:"policy,omitempty"`
 	// abi.Subscription
-	Masking       uint32 `protobuf:"varint,4,opt,name=masking,proto3" json:"masking,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Masking uint32 `protobuf:"varint,4,opt,name=masking,proto3" json:"masking,omitempty"`
+	// When the session's access ends (an access grant's expiry); 0: never.
+	NotAfterUnixNanos int64 `protobuf:"varint,5,opt,name=not_after_unix_nanos,json=notAfterUnixNanos,proto3" json:"not_after_unix_nanos,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *OpenSessionResponse) Reset() {
@@ -1454,6 +1530,13 @@ func (x *OpenSessionResponse) GetPolicy() bool {
 func (x *OpenSessionResponse) GetMasking() uint32 {
 	if x != nil {
 		return x.Masking
+	}
+	return 0
+}
+
+func (x *OpenSessionResponse) GetNotAfterUnixNanos() int64 {
+	if x != nil {
+		return x.NotAfterUnixNanos
 	}
 	return 0
 }
@@ -1938,8 +2021,10 @@ type RequestRecord struct {
 	Tag              string                 `protobuf:"bytes,8,opt,name=tag,proto3" json:"tag,omitempty"`
 	ErrorCode        string                 `protobuf:"bytes,9,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	ErrorMessage     string                 `protobuf:"bytes,10,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The approved review that released the request.
+	ReviewId      string `protobuf:"bytes,11,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RequestRecord) Reset() {
@@ -2038,6 +2123,13 @@ func (x *RequestRecord) GetErrorCode() string {
 func (x *RequestRecord) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetReviewId() string {
+	if x != nil {
+		return x.ReviewId
 	}
 	return ""
 }
@@ -2428,6 +2520,280 @@ func (x *RecordEvent) GetData() []byte {
 	return nil
 }
 
+type HoldRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Request   string                 `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Text      string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// The encoded parameters the request runs with.
+	Params        []byte   `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
+	ParamsShown   []string `protobuf:"bytes,5,rep,name=params_shown,json=paramsShown,proto3" json:"params_shown,omitempty"`
+	Reviewers     []string `protobuf:"bytes,6,rep,name=reviewers,proto3" json:"reviewers,omitempty"`
+	Reason        string   `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldRequest) Reset() {
+	*x = HoldRequest{}
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldRequest) ProtoMessage() {}
+
+func (x *HoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldRequest.ProtoReflect.Descriptor instead.
+func (*HoldRequest) Descriptor() ([]byte, []int) {
+	return file_gatewayd_protocol_v1_protocol_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *HoldRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *HoldRequest) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *HoldRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *HoldRequest) GetParams() []byte {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *HoldRequest) GetParamsShown() []string {
+	if x != nil {
+		return x.ParamsShown
+	}
+	return nil
+}
+
+func (x *HoldRequest) GetReviewers() []string {
+	if x != nil {
+		return x.Reviewers
+	}
+	return nil
+}
+
+func (x *HoldRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type HoldResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ReviewId       string                 `protobuf:"bytes,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	Reviewers      []string               `protobuf:"bytes,2,rep,name=reviewers,proto3" json:"reviewers,omitempty"`
+	UntilUnixNanos int64                  `protobuf:"varint,3,opt,name=until_unix_nanos,json=untilUnixNanos,proto3" json:"until_unix_nanos,omitempty"`
+	Released       bool                   `protobuf:"varint,4,opt,name=released,proto3" json:"released,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *HoldResponse) Reset() {
+	*x = HoldResponse{}
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldResponse) ProtoMessage() {}
+
+func (x *HoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldResponse.ProtoReflect.Descriptor instead.
+func (*HoldResponse) Descriptor() ([]byte, []int) {
+	return file_gatewayd_protocol_v1_protocol_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *HoldResponse) GetReviewId() string {
+	if x != nil {
+		return x.ReviewId
+	}
+	return ""
+}
+
+func (x *HoldResponse) GetReviewers() []string {
+	if x != nil {
+		return x.Reviewers
+	}
+	return nil
+}
+
+func (x *HoldResponse) GetUntilUnixNanos() int64 {
+	if x != nil {
+		return x.UntilUnixNanos
+	}
+	return 0
+}
+
+func (x *HoldResponse) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
+
+type AwaitHoldRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	ReviewId      string                 `protobuf:"bytes,2,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwaitHoldRequest) Reset() {
+	*x = AwaitHoldRequest{}
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwaitHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwaitHoldRequest) ProtoMessage() {}
+
+func (x *AwaitHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwaitHoldRequest.ProtoReflect.Descriptor instead.
+func (*AwaitHoldRequest) Descriptor() ([]byte, []int) {
+	return file_gatewayd_protocol_v1_protocol_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AwaitHoldRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *AwaitHoldRequest) GetReviewId() string {
+	if x != nil {
+		return x.ReviewId
+	}
+	return ""
+}
+
+type AwaitHoldResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "approved", "denied" or "timeout".
+	Outcome       string `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Reviewer      string `protobuf:"bytes,2,opt,name=reviewer,proto3" json:"reviewer,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwaitHoldResponse) Reset() {
+	*x = AwaitHoldResponse{}
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwaitHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwaitHoldResponse) ProtoMessage() {}
+
+func (x *AwaitHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatewayd_protocol_v1_protocol_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwaitHoldResponse.ProtoReflect.Descriptor instead.
+func (*AwaitHoldResponse) Descriptor() ([]byte, []int) {
+	return file_gatewayd_protocol_v1_protocol_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AwaitHoldResponse) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AwaitHoldResponse) GetReviewer() string {
+	if x != nil {
+		return x.Reviewer
+	}
+	return ""
+}
+
+func (x *AwaitHoldResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_gatewayd_protocol_v1_protocol_proto protoreflect.FileDescriptor
 
 const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
@@ -2475,7 +2841,7 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\x05frame\"=\n" +
 	"\vSessionDone\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\xb6\x05\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\xb8\x06\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
 	"\asession\x18\x02 \x01(\x04R\asession\x12#\n" +
@@ -2489,8 +2855,11 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\x0frecord_requests\x18\x0e \x01(\v2+.gatewayd.protocol.v1.RecordRequestsRequestH\x00R\x0erecordRequests\x12@\n" +
 	"\frecord_event\x18\x0f \x01(\v2\x1b.gatewayd.protocol.v1.EventH\x00R\vrecordEvent\x12P\n" +
 	"\rclose_session\x18\x10 \x01(\v2).gatewayd.protocol.v1.CloseSessionRequestH\x00R\fcloseSession\x12=\n" +
-	"\x06record\x18\x11 \x01(\v2#.gatewayd.protocol.v1.RecordRequestH\x00R\x06recordB\t\n" +
-	"\arequest\"\xef\x02\n" +
+	"\x06record\x18\x11 \x01(\v2#.gatewayd.protocol.v1.RecordRequestH\x00R\x06record\x127\n" +
+	"\x04hold\x18\x12 \x01(\v2!.gatewayd.protocol.v1.HoldRequestH\x00R\x04hold\x12G\n" +
+	"\n" +
+	"await_hold\x18\x13 \x01(\v2&.gatewayd.protocol.v1.AwaitHoldRequestH\x00R\tawaitHoldB\t\n" +
+	"\arequest\"\xf3\x03\n" +
 	"\x05Reply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x121\n" +
 	"\x05error\x18\x02 \x01(\v2\x1b.gatewayd.protocol.v1.ErrorR\x05error\x12P\n" +
@@ -2498,17 +2867,22 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	" \x01(\v2*.gatewayd.protocol.v1.AuthenticateResponseH\x00R\fauthenticate\x12N\n" +
 	"\fopen_session\x18\v \x01(\v2).gatewayd.protocol.v1.OpenSessionResponseH\x00R\vopenSession\x12;\n" +
 	"\x05admit\x18\f \x01(\v2#.gatewayd.protocol.v1.AdmitResponseH\x00R\x05admit\x128\n" +
-	"\x04mask\x18\r \x01(\v2\".gatewayd.protocol.v1.MaskResponseH\x00R\x04maskB\n" +
+	"\x04mask\x18\r \x01(\v2\".gatewayd.protocol.v1.MaskResponseH\x00R\x04mask\x128\n" +
+	"\x04hold\x18\x0e \x01(\v2\".gatewayd.protocol.v1.HoldResponseH\x00R\x04hold\x12H\n" +
 	"\n" +
-	"\bresponse\"\xb9\x01\n" +
+	"await_hold\x18\x0f \x01(\v2'.gatewayd.protocol.v1.AwaitHoldResponseH\x00R\tawaitHoldB\n" +
+	"\n" +
+	"\bresponse\"\xf1\x01\n" +
 	"\x05Error\x124\n" +
 	"\x04kind\x18\x01 \x01(\x0e2 .gatewayd.protocol.v1.Error.KindR\x04kind\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"`\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x97\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KIND_UNAUTHENTICATED\x10\x01\x12\x12\n" +
 	"\x0eKIND_NO_ACCESS\x10\x02\x12\x14\n" +
-	"\x10KIND_UNAVAILABLE\x10\x03\"L\n" +
+	"\x10KIND_UNAVAILABLE\x10\x03\x12\x19\n" +
+	"\x15KIND_HOLD_UNAVAILABLE\x10\x04\x12\x1a\n" +
+	"\x16KIND_APPROVAL_REQUIRED\x10\x05\"L\n" +
 	"\bIdentity\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x16\n" +
@@ -2537,13 +2911,14 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
 	"\x13OpenSessionResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x124\n" +
 	"\x06target\x18\x02 \x01(\v2\x1c.gatewayd.protocol.v1.TargetR\x06target\x12\x16\n" +
 	"\x06policy\x18\x03 \x01(\bR\x06policy\x12\x18\n" +
-	"\amasking\x18\x04 \x01(\rR\amasking\"\xe7\x02\n" +
+	"\amasking\x18\x04 \x01(\rR\amasking\x12/\n" +
+	"\x14not_after_unix_nanos\x18\x05 \x01(\x03R\x11notAfterUnixNanos\"\xe7\x02\n" +
 	"\x06Target\x12\x1e\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
@@ -2584,7 +2959,7 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
 	"\x05batch\x18\x02 \x01(\fR\x05batch\"(\n" +
 	"\fMaskResponse\x12\x18\n" +
-	"\achanges\x18\x01 \x01(\fR\achanges\"\xaf\x02\n" +
+	"\achanges\x18\x01 \x01(\fR\achanges\"\xcc\x02\n" +
 	"\rRequestRecord\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -2598,7 +2973,8 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\t \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\n" +
-	" \x01(\tR\ferrorMessage\"V\n" +
+	" \x01(\tR\ferrorMessage\x12\x1b\n" +
+	"\treview_id\x18\v \x01(\tR\breviewId\"V\n" +
 	"\x15RecordRequestsRequest\x12=\n" +
 	"\arecords\x18\x01 \x03(\v2#.gatewayd.protocol.v1.RequestRecordR\arecords\"\xd7\x01\n" +
 	"\x05Event\x12\x12\n" +
@@ -2632,7 +3008,29 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\vRecordEvent\x12&\n" +
 	"\x0ftime_unix_nanos\x18\x01 \x01(\x03R\rtimeUnixNanos\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\rR\x04kind\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data2\xc0\x01\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\xcb\x01\n" +
+	"\vHoldRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
+	"\arequest\x18\x02 \x01(\tR\arequest\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x16\n" +
+	"\x06params\x18\x04 \x01(\fR\x06params\x12!\n" +
+	"\fparams_shown\x18\x05 \x03(\tR\vparamsShown\x12\x1c\n" +
+	"\treviewers\x18\x06 \x03(\tR\treviewers\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\x8f\x01\n" +
+	"\fHoldResponse\x12\x1b\n" +
+	"\treview_id\x18\x01 \x01(\tR\breviewId\x12\x1c\n" +
+	"\treviewers\x18\x02 \x03(\tR\treviewers\x12(\n" +
+	"\x10until_unix_nanos\x18\x03 \x01(\x03R\x0euntilUnixNanos\x12\x1a\n" +
+	"\breleased\x18\x04 \x01(\bR\breleased\"N\n" +
+	"\x10AwaitHoldRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
+	"\treview_id\x18\x02 \x01(\tR\breviewId\"a\n" +
+	"\x11AwaitHoldResponse\x12\x18\n" +
+	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12\x1a\n" +
+	"\breviewer\x18\x02 \x01(\tR\breviewer\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\xc0\x01\n" +
 	"\x0fProtocolHandler\x12\\\n" +
 	"\tConfigure\x12&.gatewayd.protocol.v1.ConfigureRequest\x1a'.gatewayd.protocol.v1.ConfigureResponse\x12O\n" +
 	"\x05Calls\x12\x1f.gatewayd.protocol.v1.HostBatch\x1a!.gatewayd.protocol.v1.PluginBatch(\x010\x01BFZDgithub.com/gatewayd-access/gatewayd/sdk/protocol/internal/protocolv1b\x06proto3"
@@ -2650,7 +3048,7 @@ func file_gatewayd_protocol_v1_protocol_proto_rawDescGZIP() []byte {
 }
 
 var file_gatewayd_protocol_v1_protocol_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatewayd_protocol_v1_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_gatewayd_protocol_v1_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_gatewayd_protocol_v1_protocol_proto_goTypes = []any{
 	(Error_Kind)(0),               // 0: gatewayd.protocol.v1.Error.Kind
 	(*ConfigureRequest)(nil),      // 1: gatewayd.protocol.v1.ConfigureRequest
@@ -2684,8 +3082,12 @@ var file_gatewayd_protocol_v1_protocol_proto_goTypes = []any{
 	(*RecordRequest)(nil),         // 29: gatewayd.protocol.v1.RecordRequest
 	(*RecordingStart)(nil),        // 30: gatewayd.protocol.v1.RecordingStart
 	(*RecordEvent)(nil),           // 31: gatewayd.protocol.v1.RecordEvent
-	nil,                           // 32: gatewayd.protocol.v1.OpenSessionRequest.AttributesEntry
-	nil,                           // 33: gatewayd.protocol.v1.Event.DetailEntry
+	(*HoldRequest)(nil),           // 32: gatewayd.protocol.v1.HoldRequest
+	(*HoldResponse)(nil),          // 33: gatewayd.protocol.v1.HoldResponse
+	(*AwaitHoldRequest)(nil),      // 34: gatewayd.protocol.v1.AwaitHoldRequest
+	(*AwaitHoldResponse)(nil),     // 35: gatewayd.protocol.v1.AwaitHoldResponse
+	nil,                           // 36: gatewayd.protocol.v1.OpenSessionRequest.AttributesEntry
+	nil,                           // 37: gatewayd.protocol.v1.Event.DetailEntry
 }
 var file_gatewayd_protocol_v1_protocol_proto_depIdxs = []int32{
 	2,  // 0: gatewayd.protocol.v1.ConfigureRequest.certificates:type_name -> gatewayd.protocol.v1.Certificate
@@ -2704,31 +3106,35 @@ var file_gatewayd_protocol_v1_protocol_proto_depIdxs = []int32{
 	27, // 13: gatewayd.protocol.v1.Call.record_event:type_name -> gatewayd.protocol.v1.Event
 	28, // 14: gatewayd.protocol.v1.Call.close_session:type_name -> gatewayd.protocol.v1.CloseSessionRequest
 	29, // 15: gatewayd.protocol.v1.Call.record:type_name -> gatewayd.protocol.v1.RecordRequest
-	12, // 16: gatewayd.protocol.v1.Reply.error:type_name -> gatewayd.protocol.v1.Error
-	15, // 17: gatewayd.protocol.v1.Reply.authenticate:type_name -> gatewayd.protocol.v1.AuthenticateResponse
-	17, // 18: gatewayd.protocol.v1.Reply.open_session:type_name -> gatewayd.protocol.v1.OpenSessionResponse
-	22, // 19: gatewayd.protocol.v1.Reply.admit:type_name -> gatewayd.protocol.v1.AdmitResponse
-	24, // 20: gatewayd.protocol.v1.Reply.mask:type_name -> gatewayd.protocol.v1.MaskResponse
-	0,  // 21: gatewayd.protocol.v1.Error.kind:type_name -> gatewayd.protocol.v1.Error.Kind
-	13, // 22: gatewayd.protocol.v1.AuthenticateResponse.identity:type_name -> gatewayd.protocol.v1.Identity
-	13, // 23: gatewayd.protocol.v1.OpenSessionRequest.identity:type_name -> gatewayd.protocol.v1.Identity
-	32, // 24: gatewayd.protocol.v1.OpenSessionRequest.attributes:type_name -> gatewayd.protocol.v1.OpenSessionRequest.AttributesEntry
-	18, // 25: gatewayd.protocol.v1.OpenSessionResponse.target:type_name -> gatewayd.protocol.v1.Target
-	19, // 26: gatewayd.protocol.v1.Target.tls:type_name -> gatewayd.protocol.v1.TargetTLS
-	21, // 27: gatewayd.protocol.v1.AdmitRequest.attrs:type_name -> gatewayd.protocol.v1.Attr
-	25, // 28: gatewayd.protocol.v1.RecordRequestsRequest.records:type_name -> gatewayd.protocol.v1.RequestRecord
-	33, // 29: gatewayd.protocol.v1.Event.detail:type_name -> gatewayd.protocol.v1.Event.DetailEntry
-	30, // 30: gatewayd.protocol.v1.RecordRequest.start:type_name -> gatewayd.protocol.v1.RecordingStart
-	31, // 31: gatewayd.protocol.v1.RecordRequest.events:type_name -> gatewayd.protocol.v1.RecordEvent
-	1,  // 32: gatewayd.protocol.v1.ProtocolHandler.Configure:input_type -> gatewayd.protocol.v1.ConfigureRequest
-	4,  // 33: gatewayd.protocol.v1.ProtocolHandler.Calls:input_type -> gatewayd.protocol.v1.HostBatch
-	3,  // 34: gatewayd.protocol.v1.ProtocolHandler.Configure:output_type -> gatewayd.protocol.v1.ConfigureResponse
-	7,  // 35: gatewayd.protocol.v1.ProtocolHandler.Calls:output_type -> gatewayd.protocol.v1.PluginBatch
-	34, // [34:36] is the sub-list for method output_type
-	32, // [32:34] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	32, // 16: gatewayd.protocol.v1.Call.hold:type_name -> gatewayd.protocol.v1.HoldRequest
+	34, // 17: gatewayd.protocol.v1.Call.await_hold:type_name -> gatewayd.protocol.v1.AwaitHoldRequest
+	12, // 18: gatewayd.protocol.v1.Reply.error:type_name -> gatewayd.protocol.v1.Error
+	15, // 19: gatewayd.protocol.v1.Reply.authenticate:type_name -> gatewayd.protocol.v1.AuthenticateResponse
+	17, // 20: gatewayd.protocol.v1.Reply.open_session:type_name -> gatewayd.protocol.v1.OpenSessionResponse
+	22, // 21: gatewayd.protocol.v1.Reply.admit:type_name -> gatewayd.protocol.v1.AdmitResponse
+	24, // 22: gatewayd.protocol.v1.Reply.mask:type_name -> gatewayd.protocol.v1.MaskResponse
+	33, // 23: gatewayd.protocol.v1.Reply.hold:type_name -> gatewayd.protocol.v1.HoldResponse
+	35, // 24: gatewayd.protocol.v1.Reply.await_hold:type_name -> gatewayd.protocol.v1.AwaitHoldResponse
+	0,  // 25: gatewayd.protocol.v1.Error.kind:type_name -> gatewayd.protocol.v1.Error.Kind
+	13, // 26: gatewayd.protocol.v1.AuthenticateResponse.identity:type_name -> gatewayd.protocol.v1.Identity
+	13, // 27: gatewayd.protocol.v1.OpenSessionRequest.identity:type_name -> gatewayd.protocol.v1.Identity
+	36, // 28: gatewayd.protocol.v1.OpenSessionRequest.attributes:type_name -> gatewayd.protocol.v1.OpenSessionRequest.AttributesEntry
+	18, // 29: gatewayd.protocol.v1.OpenSessionResponse.target:type_name -> gatewayd.protocol.v1.Target
+	19, // 30: gatewayd.protocol.v1.Target.tls:type_name -> gatewayd.protocol.v1.TargetTLS
+	21, // 31: gatewayd.protocol.v1.AdmitRequest.attrs:type_name -> gatewayd.protocol.v1.Attr
+	25, // 32: gatewayd.protocol.v1.RecordRequestsRequest.records:type_name -> gatewayd.protocol.v1.RequestRecord
+	37, // 33: gatewayd.protocol.v1.Event.detail:type_name -> gatewayd.protocol.v1.Event.DetailEntry
+	30, // 34: gatewayd.protocol.v1.RecordRequest.start:type_name -> gatewayd.protocol.v1.RecordingStart
+	31, // 35: gatewayd.protocol.v1.RecordRequest.events:type_name -> gatewayd.protocol.v1.RecordEvent
+	1,  // 36: gatewayd.protocol.v1.ProtocolHandler.Configure:input_type -> gatewayd.protocol.v1.ConfigureRequest
+	4,  // 37: gatewayd.protocol.v1.ProtocolHandler.Calls:input_type -> gatewayd.protocol.v1.HostBatch
+	3,  // 38: gatewayd.protocol.v1.ProtocolHandler.Configure:output_type -> gatewayd.protocol.v1.ConfigureResponse
+	7,  // 39: gatewayd.protocol.v1.ProtocolHandler.Calls:output_type -> gatewayd.protocol.v1.PluginBatch
+	38, // [38:40] is the sub-list for method output_type
+	36, // [36:38] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_gatewayd_protocol_v1_protocol_proto_init() }
@@ -2755,12 +3161,16 @@ func file_gatewayd_protocol_v1_protocol_proto_init() {
 		(*Call_RecordEvent)(nil),
 		(*Call_CloseSession)(nil),
 		(*Call_Record)(nil),
+		(*Call_Hold)(nil),
+		(*Call_AwaitHold)(nil),
 	}
 	file_gatewayd_protocol_v1_protocol_proto_msgTypes[10].OneofWrappers = []any{
 		(*Reply_Authenticate)(nil),
 		(*Reply_OpenSession)(nil),
 		(*Reply_Admit)(nil),
 		(*Reply_Mask)(nil),
+		(*Reply_Hold)(nil),
+		(*Reply_AwaitHold)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2768,7 +3178,7 @@ func file_gatewayd_protocol_v1_protocol_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatewayd_protocol_v1_protocol_proto_rawDesc), len(file_gatewayd_protocol_v1_protocol_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
