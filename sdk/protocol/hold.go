@@ -12,9 +12,10 @@ import (
 // and whose Host is a Holder holds the request: it calls Hold, tells the
 // client at once that the request waits (naming the review and its
 // reviewers), then calls AwaitHold and forwards the request only on
-// HoldApproved, exactly as it was held. Without a Holder (for example over
-// the plugin transport), or when Hold fails, a Review verdict is a
-// refusal.
+// HoldApproved, exactly as it was held. Without a Holder, or when Hold
+// fails, a Review verdict is a refusal. The plugin transport carries it:
+// a handler run as a plugin sees a Holder whose Hold fails with
+// ErrHoldUnavailable when gatewayd's own Host holds nothing.
 type Holder interface {
 	// Hold records a held request and announces it to its reviewers. When
 	// an earlier hold of the byte-identical request by the same identity

@@ -127,11 +127,11 @@ format = "slack"
 		appConnection("jit-db", pgSCRAM.Addr(), `tls = "require"`, `require_approval = true`, `reviewers = ["dba"]`, `min_approvals = 2`)
 }
 
-// startApprovals starts a gateway with the built-in handler: holding needs
-// the in-process host (over the plugin transport a review is a refusal).
+// startApprovals starts a gateway for the approval tests, with the handler
+// of the run's mode: holds cross the plugin transport too.
 func startApprovals(t *testing.T, hold string) (*env, *webhooks) {
 	hooks := newWebhooks(t)
-	return startGatewayMode(t, "", approvalConfig(t, hold, hooks), false), hooks
+	return startGatewayMode(t, "", approvalConfig(t, hold, hooks), externalMode()), hooks
 }
 
 // call makes an API request as token and decodes the answer into out;
