@@ -36,6 +36,8 @@ type Store interface {
 
 	// ReviewStore keeps access requests and held statements (review.go).
 	ReviewStore
+	// TokenRevocations keeps revoked gateway tokens until they expire.
+	TokenRevocations
 
 	Close() error
 }

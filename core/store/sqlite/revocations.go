@@ -4,16 +4,11 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/gatewayd-access/gatewayd/core/store"
 )
 
-// revocationsTable holds revoked gateway tokens until they expire. It is
-// created on first use rather than by a migration, so that it stays out of
-// the schema's version history until the token store is part of
-// store.Store.
-const revocationsTable = `CREATE TABLE IF NOT EXISTS token_revocations (
-	token_id TEXT    PRIMARY KEY,
-	expires  INTEGER NOT NULL -- unix nanoseconds UTC
-)`
+var _ store.TokenRevocations = (*Store)(nil)
 
 // revocationTimeout bounds each revocation query.
 const revocationTimeout = 10 * time.Second
@@ -23,9 +18,6 @@ const revocationTimeout = 10 * time.Second
 func (s *Store) RevokeToken(id string, expires time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), revocationTimeout)
 	defer cancel()
-	if _, err := s.write.ExecContext(ctx, revocationsTable); err != nil {
-		return fmt.Errorf("sqlite: creating token_revocations: %w", err)
-	}
 	if _, err := s.write.ExecContext(ctx,
 		`INSERT INTO token_revocations (token_id, expires) VALUES (?, ?)
 		 ON CONFLICT (token_id) DO UPDATE SET expires = excluded.expires`,
@@ -43,9 +35,6 @@ func (s *Store) RevokeToken(id string, expires time.Time) error {
 func (s *Store) RevokedTokens(now time.Time) (map[string]time.Time, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), revocationTimeout)
 	defer cancel()
-	if _, err := s.write.ExecContext(ctx, revocationsTable); err != nil {
-		return nil, fmt.Errorf("sqlite: creating token_revocations: %w", err)
-	}
 	rows, err := s.read.QueryContext(ctx, `SELECT token_id, expires FROM token_revocations WHERE expires >= ?`, now.UTC().UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading revocations: %w", err)

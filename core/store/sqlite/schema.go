@@ -75,6 +75,11 @@ var migrations = []string{
 	);
 	CREATE INDEX reviews_created ON reviews (created DESC);
 	CREATE INDEX reviews_digest ON reviews (digest, status);`,
+	// 3: revoked gateway tokens, kept until they expire.
+	`CREATE TABLE IF NOT EXISTS token_revocations (
+		token_id TEXT    PRIMARY KEY,
+		expires  INTEGER NOT NULL -- unix nanoseconds UTC
+	);`,
 }
 
 // migrate creates or upgrades the schema in one transaction, and refuses a

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentAppendsAndReads", testConcurrentAppendsAndReads},
 	}
 	tests = append(tests, reviewTests...)
+	tests = append(tests, revocationTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := open(t)
