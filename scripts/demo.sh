@@ -150,9 +150,12 @@ SQL
 # --- gatewayd ---------------------------------------------------------------
 TOKEN=$(random_hex 24)
 TOKEN_SHA256=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+DANA_TOKEN=$(random_hex 24)
+DANA_SHA256=$(printf '%s' "$DANA_TOKEN" | sha256sum | cut -d' ' -f1)
 (
 	umask 077
 	printf '%s\n' "$TOKEN" >"$DEMO/alice.token"
+	printf '%s\n' "$DANA_TOKEN" >"$DEMO/dana.token"
 )
 
 GW_PORT=$(free_port 15432)
@@ -165,9 +168,10 @@ API_PORT=$(free_port 8080)
 sed -e "s/\"127\.0\.0\.1:15432\"/\"127.0.0.1:$GW_PORT\"/" \
 	-e "s/\"127\.0\.0\.1:8080\"/\"127.0.0.1:$API_PORT\"/" \
 	-e "s/\"127\.0\.0\.1:5432\"/\"127.0.0.1:$PG_PORT\"/" \
-	-e "s/^token_sha256 = \".*\"/token_sha256 = \"$TOKEN_SHA256\"/" \
+	-e "s/^token_sha256 = \"0\{64\}\"/token_sha256 = \"$TOKEN_SHA256\"/" \
+	-e "s/^token_sha256 = \"f\{64\}\"/token_sha256 = \"$DANA_SHA256\"/" \
 	gateway.toml >"$DEMO/gateway.toml"
-for want in "127.0.0.1:$GW_PORT" "127.0.0.1:$API_PORT" "127.0.0.1:$PG_PORT" "$TOKEN_SHA256"; do
+for want in "127.0.0.1:$GW_PORT" "127.0.0.1:$API_PORT" "127.0.0.1:$PG_PORT" "$TOKEN_SHA256" "$DANA_SHA256"; do
 	grep -qF "\"$want\"" "$DEMO/gateway.toml" ||
 		die "gateway.toml no longer has the shape scripts/demo.sh substitutes (missing $want in .demo/gateway.toml)"
 done
@@ -196,7 +200,13 @@ alice signs in with her gateway token; the database password stays with gatewayd
   then, for example:
     SELECT name, email, phone, card_number FROM customers LIMIT 5;   -- masked by the pii module
     DROP TABLE customers;                                            -- denied by sqlguard
-    DELETE FROM customers WHERE id = 1;                              -- needs a dba's approval
+    DELETE FROM customers WHERE id = 1;                              -- held until a dba approves
+
+  dana (group dba) approves it from another terminal, and the DELETE's result
+  arrives in alice's psql session:
+
+    GATEWAYD_ADDR=http://127.0.0.1:$API_PORT GATEWAYD_TOKEN=$DANA_TOKEN bin/gatewayctl review list
+    GATEWAYD_ADDR=http://127.0.0.1:$API_PORT GATEWAYD_TOKEN=$DANA_TOKEN bin/gatewayctl review approve ID
 
   Sessions and audit, through the API:
 
