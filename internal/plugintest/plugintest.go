@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +37,50 @@ func Build(pkg, dir, name string) (path, sum string, err error) {
 	}
 	sum, err = FileSHA256(path)
 	return path, sum, err
+}
+
+// Binary is a plugin binary a test package needs at most once: the file
+// its environment variable Env names, or, when Env is "1", Pkg built into
+// a temporary directory. The integration suites use it to run a handler
+// as an external plugin (GATEWAYD_TEST_POSTGRES_PLUGIN=1 and the like).
+type Binary struct {
+	Env  string // the environment variable
+	Pkg  string // the main package's import path
+	Name string // the file name of the built binary
+
+	once      sync.Once
+	dir       string
+	path, sum string
+	err       error
+}
+
+// Enabled reports whether the environment asks for the plugin.
+func (b *Binary) Enabled() bool {
+	v := os.Getenv(b.Env)
+	return v != "" && v != "0"
+}
+
+// Get returns the binary's path and hex sha256, building it on first use.
+func (b *Binary) Get() (path, sum string, err error) {
+	b.once.Do(func() {
+		b.path = os.Getenv(b.Env)
+		if b.path == "" || b.path == "1" {
+			if b.dir, b.err = os.MkdirTemp("", b.Name+"-plugin-"); b.err != nil {
+				return
+			}
+			b.path, b.sum, b.err = Build(b.Pkg, b.dir, b.Name)
+			return
+		}
+		b.sum, b.err = FileSHA256(b.path)
+	})
+	return b.path, b.sum, b.err
+}
+
+// Cleanup removes a binary Get built; call it from TestMain.
+func (b *Binary) Cleanup() {
+	if b.dir != "" {
+		_ = os.RemoveAll(b.dir)
+	}
 }
 
 // FileSHA256 returns the hex sha256 of the file at path.

@@ -3,12 +3,11 @@ package postgres_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/gatewayd-access/gatewayd/core/gateway"
+	"github.com/gatewayd-access/gatewayd/internal/plugintest"
 	gwplugin "github.com/gatewayd-access/gatewayd/sdk/plugin"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 	"github.com/gatewayd-access/gatewayd/sdk/protocol/protocolplugin"
@@ -36,55 +36,30 @@ import (
 // plugin_test.go use the external plugin in both modes.
 const pluginEnv = "GATEWAYD_TEST_POSTGRES_PLUGIN"
 
-func externalMode() bool {
-	v := os.Getenv(pluginEnv)
-	return v != "" && v != "0"
-}
-
 // pluginBuild is the plugin binary, built at most once per test binary.
-var pluginBuild struct {
-	once sync.Once
-	dir  string // removed at the end, when the tests built it
-	path string
-	sum  []byte
-	err  error
+var pluginBuild = plugintest.Binary{
+	Env:  pluginEnv,
+	Pkg:  "github.com/gatewayd-access/gatewayd/cmd/gatewayd-postgres",
+	Name: "gatewayd-postgres",
 }
 
+func externalMode() bool { return pluginBuild.Enabled() }
+
+// pluginBinary returns the plugin's path and sha256, in either mode.
 func pluginBinary(t testing.TB) (string, []byte) {
 	t.Helper()
-	b := &pluginBuild
-	b.once.Do(func() {
-		b.path = os.Getenv(pluginEnv)
-		if b.path == "" || b.path == "1" {
-			if b.dir, b.err = os.MkdirTemp("", "gatewayd-postgres-plugin-"); b.err != nil {
-				return
-			}
-			b.path = filepath.Join(b.dir, "gatewayd-postgres")
-			out, err := exec.Command("go", "build", "-o", b.path, "github.com/gatewayd-access/gatewayd/cmd/gatewayd-postgres").CombinedOutput()
-			if err != nil {
-				b.err = fmt.Errorf("building the plugin: %v\n%s", err, out)
-				return
-			}
-		}
-		data, err := os.ReadFile(b.path)
-		if err != nil {
-			b.err = err
-			return
-		}
-		sum := sha256.Sum256(data)
-		b.sum = sum[:]
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
+	path, sum, err := pluginBuild.Get()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b.path, b.sum
+	raw, err := hex.DecodeString(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, raw
 }
 
-func removePluginBuild() {
-	if pluginBuild.dir != "" {
-		_ = os.RemoveAll(pluginBuild.dir)
-	}
-}
+func removePluginBuild() { pluginBuild.Cleanup() }
 
 // handlerOptions are the gateway options of a mode: none for the built-in
 // handler; for the external one, gateway.WithHandler with a function that
