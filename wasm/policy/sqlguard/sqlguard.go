@@ -222,6 +222,11 @@ func (r *rule) check(st *abi.Statement) (abi.Verdict, bool) {
 	}
 	for _, k := range st.Kinds {
 		if slices.Contains(r.ReviewKinds, k) {
+			if st.Kind == "PREPARE" && k != "PREPARE" {
+				// One approval of the PREPARE would let every later
+				// EXECUTE of it run unseen.
+				return deny("%s statements need approval, and cannot be prepared with SQL PREPARE (each EXECUTE would run unreviewed): run the statement itself", k), true
+			}
 			return abi.Verdict{Action: abi.Review, Reviewers: r.Reviewers,
 				Reason: fmt.Sprintf("%s statements need approval by %s", k, strings.Join(r.Reviewers, " or "))}, true
 		}

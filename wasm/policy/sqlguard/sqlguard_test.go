@@ -43,6 +43,7 @@ func TestVerdicts(t *testing.T) {
 		{"copy server file", nil, abi.SQLQuery, []abi.Statement{stmt("COPY", []string{"COPY"}, abi.CopyFrom|abi.CopyFile, []string{"t"}, nil)}, abi.Deny, "file on the database server"},
 		{"dynamic do", nil, abi.SQLQuery, []abi.Statement{stmt("DO", []string{"DO"}, abi.Dynamic, nil, nil)}, abi.Deny, "cannot inspect"},
 		{"delete needs review", nil, abi.SQLQuery, []abi.Statement{stmt("DELETE", []string{"DELETE"}, 0, []string{"t"}, nil)}, abi.Review, "approval by dba"},
+		{"a reviewed kind cannot be prepared in SQL", nil, abi.SQLQuery, []abi.Statement{stmt("PREPARE", []string{"DELETE", "PREPARE"}, 0, []string{"t"}, nil)}, abi.Deny, "cannot be prepared with SQL PREPARE"},
 		{"deny beats review", nil, abi.SQLQuery, []abi.Statement{stmt("DELETE", []string{"DELETE"}, 0, nil, nil), stmt("DROP", []string{"DROP"}, 0, nil, nil)}, abi.Deny, "DROP"},
 		{"read-only group: update", []string{"analysts"}, abi.SQLQuery, []abi.Statement{stmt("UPDATE", []string{"UPDATE"}, 0, nil, nil)}, abi.Deny, "read-only"},
 		{"read-only group: select", []string{"analysts"}, abi.SQLQuery, []abi.Statement{stmt("SELECT", []string{"SELECT"}, 0, nil, nil)}, abi.Allow, ""},
