@@ -209,7 +209,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if g.notify, err = newNotifier(ctx, cfg, g.host.secrets, aw, g); err != nil {
 		return nil, err
 	}
-	g.reviews = review.New(review.Options{Store: st, Audit: aw, Config: cfg, Notifier: g.notify, Log: log.With("component", "review")})
+	g.reviews = review.New(review.Options{Store: st, Audit: aw, Config: cfg, Notifier: g.notify, Log: log.With("component", "review"),
+		Events: g.metrics.ReviewEvents})
 	g.host.reviews = g.reviews
 
 	if pc := cfg.Listen.Postgres; pc != nil {

@@ -22,6 +22,7 @@ type Metrics struct {
 	AuditUnavailable prometheus.Gauge
 	PolicyVerdicts   *prometheus.CounterVec // protocol, verdict
 	ModuleFaults     *prometheus.CounterVec // module, fault
+	ReviewEvents     *prometheus.CounterVec // event
 }
 
 // New creates and registers the collectors, plus the Go and process
@@ -64,6 +65,10 @@ func New() *Metrics {
 			Name: "gatewayd_module_faults_total", Help: "Module calls that trapped, timed out, ran out of memory or answered nonsense.",
 		}, []string{"module", "fault"}),
 	}
+	m.ReviewEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewayd_review_events_total", Help: "Review steps by audit event kind: review.request, review.hold, review.approve, review.deny, review.release, review.timeout, review.cancel, review.expire.",
+	}, []string{"event"})
+	r.MustRegister(m.ReviewEvents)
 	r.MustRegister(m.PolicyVerdicts, m.ModuleFaults, m.SessionsTotal, m.SessionsActive, m.Bytes, m.Requests, m.AuthFailures,
 		m.AccessDenied, m.UpstreamErrors, m.AuditEvents, m.AuditUnavailable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatewayd-access/gatewayd/core/audit"
 	"github.com/gatewayd-access/gatewayd/core/config"
@@ -55,6 +56,9 @@ type Options struct {
 	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Events counts review steps by audit event kind (label "event");
+	// nil counts nothing.
+	Events *prometheus.CounterVec
 }
 
 // Service is the review service. It is safe for concurrent use.
@@ -65,6 +69,7 @@ type Service struct {
 	notify *Notifier
 	log    *slog.Logger
 	now    func() time.Time
+	events *prometheus.CounterVec
 
 	mu sync.Mutex
 	// waiting are the live holds by review id: a decision wakes the
@@ -81,7 +86,7 @@ type hold struct {
 // New returns a review service.
 func New(opts Options) *Service {
 	s := &Service{st: opts.Store, audit: opts.Audit, cfg: opts.Config, notify: opts.Notifier, log: opts.Log,
-		now: opts.Now, waiting: map[string]*hold{}}
+		now: opts.Now, events: opts.Events, waiting: map[string]*hold{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -467,6 +472,7 @@ func reviewData(r store.Review, detail string) audit.ReviewData {
 
 // event audits one step of a review; actor is who acted.
 func (s *Service) event(ctx context.Context, kind, actor, sessionID string, r store.Review, detail string) {
+	s.count(kind)
 	if err := s.audit.Append(context.WithoutCancel(ctx), audit.Record{Kind: kind, SessionID: sessionID, Identity: actor,
 		Connection: r.Connection, Data: reviewData(r, detail)}); err != nil {
 		s.log.Error("auditing review", "kind", kind, "review", r.ID, "error", err)
@@ -480,11 +486,18 @@ type syncAuditor interface {
 
 // eventSync audits a step that must be recorded before it takes effect.
 func (s *Service) eventSync(ctx context.Context, kind, actor, sessionID string, r store.Review, detail string) error {
+	s.count(kind)
 	rec := audit.Record{Kind: kind, SessionID: sessionID, Identity: actor, Connection: r.Connection, Data: reviewData(r, detail)}
 	if sa, ok := s.audit.(syncAuditor); ok {
 		return sa.AppendSync(ctx, rec)
 	}
 	return s.audit.Append(ctx, rec)
+}
+
+func (s *Service) count(kind string) {
+	if s.events != nil {
+		s.events.WithLabelValues(kind).Inc()
+	}
 }
 
 func inAnyGroup(id protocol.Identity, groups []string) bool {

@@ -350,6 +350,20 @@ func TestApprovalReleasesHeldStatementInSamePSQL(t *testing.T) {
 	}
 	e.mustPSQL("-c", "INSERT INTO customers VALUES (100, 'customer 100', 'c100@example.com')")
 
+	// Operators see the review steps on /metrics.
+	resp, err := http.Get("http://" + e.apiAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`gatewayd_review_events_total{event="review.hold"} 2`, `gatewayd_review_events_total{event="review.approve"} 1`,
+		`gatewayd_review_events_total{event="review.deny"} 1`, `gatewayd_review_events_total{event="review.release"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// No credential in the logs or the audit log: tokens, the webhook
 	// secret, the URL kept as a secret.
 	var trail strings.Builder
