@@ -266,6 +266,15 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 	}
 	close(done)
 	close(c.gone)
+	// The client is gone: end the upstream connection now, as the client
+	// ending its own connection to the target would, rather than wait
+	// for the commands to finish their output.
+	c.mu.Lock()
+	up := c.up
+	c.mu.Unlock()
+	if up != nil {
+		_ = up.Close()
+	}
 	wg.Wait()
 	c.close(ctx)
 	return nil

@@ -805,3 +805,36 @@ deny_forwards = ["*:2", "127.0.0.1:4*"]
 		}
 	}
 }
+
+// A client that goes away ends its session at once, though its command
+// would run on: the upstream connection is closed with it.
+func TestClientGoneEndsSession(t *testing.T) {
+	e := start(t, "")
+	c, err := e.client(t, "web-1", e.aliceSigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("echo started; sleep 60"); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, len("started\n"))
+	if _, err := io.ReadFull(out, line); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(e.logs.String(), `"msg":"session ended"`) && !strings.Contains(e.logs.String(), `"@message":"session ended"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the session did not end within 10s of its client going away")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
