@@ -101,6 +101,7 @@ func startOIDCWith(t *testing.T, opOpts oidctest.Options, apiTLS bool) *oidcEnv 
 		{Username: "alice", Email: "alice@example.com", Groups: []string{"dev"}},
 		{Username: "bob", Email: "bob@example.com", Groups: []string{"ops"}},
 		{Username: "eve", Email: "eve@elsewhere.test", Groups: []string{"dev"}},
+		{Username: "carol", Email: "carol@example.com", Groups: manyGroups()},
 	}
 	op := oidctest.Start(t, opOpts)
 	toml := fmt.Sprintf(`
@@ -496,6 +497,39 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), c.Token[4:40]) || strings.Contains(events, c.Token[4:40]) {
 		t.Error("the token appears in the logs or the audit log")
+	}
+}
+
+// manyGroups are carol's groups: dev and enough others (as a directory
+// gives a long-serving employee) that her token is longer than 4 KiB.
+func manyGroups() []string {
+	g := []string{"dev"}
+	for i := range 120 {
+		g = append(g, fmt.Sprintf("team-platform-engineering-%03d", i))
+	}
+	return g
+}
+
+// TestOIDCManyGroups: a token the gateway issues is accepted by its own
+// listeners however long it is, psql's password included.
+func TestOIDCManyGroups(t *testing.T) {
+	e := startOIDC(t)
+	e.login("carol").check(t, 0, "", "")
+	c := e.creds()
+	if len(c.Token) <= 4096 || len(c.Groups) != 121 {
+		t.Fatalf("token of %d bytes, %d groups: want a token past 4 KiB", len(c.Token), len(c.Groups))
+	}
+	host, pgPort, _ := net.SplitHostPort(e.pgAddr)
+	direct := fmt.Sprintf("host=%s port=%s user=carol@example.com dbname=app-db sslmode=require", host, pgPort)
+	if out, err := e.psql([]string{"PGPASSWORD=" + c.Token}, direct, "SELECT 40 + 2"); err != nil || out != "42" {
+		t.Fatalf("psql with a long token: %v %q", err, out)
+	}
+	port := e.connect("app-db")
+	if out, err := e.psql([]string{"PGPASSWORD="}, fmt.Sprintf("host=127.0.0.1 port=%d dbname=app user=whoever", port), "SELECT current_user"); err != nil || out != "app" {
+		t.Fatalf("psql through gatewayctl connect with a long token: %v %q", err, out)
+	}
+	if out, err := e.ssh("web-1", "true"); err != nil {
+		t.Fatalf("ssh with the certificate of a long token: %v %q", err, out)
 	}
 }
 
