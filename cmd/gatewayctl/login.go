@@ -441,7 +441,7 @@ func (a *app) logout(ctx context.Context, args []string) error {
 	case !time.Now().Before(creds.Expires):
 		fmt.Fprintln(a.stdout, "Signed out; the token had expired.")
 	case rerr != nil:
-		return fmt.Errorf("the stored login is removed, but the gateway did not revoke the token: %w", rerr)
+		return fmt.Errorf("the stored login is removed, but the gateway did not confirm the token's revocation: %w", rerr)
 	default:
 		fmt.Fprintln(a.stdout, "Signed out; the token is revoked.")
 	}

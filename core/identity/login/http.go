@@ -124,6 +124,10 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Logout(r.Context(), token, r.RemoteAddr); err != nil {
+		if !errors.Is(err, identity.ErrUnauthenticated) {
+			writeJSON(w, http.StatusInternalServerError, apiError{"logout: " + strings.TrimPrefix(err.Error(), "identity: ")})
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatewayd"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{"missing or invalid bearer token"})
 		return

@@ -581,14 +581,17 @@ func (s *Service) Poll(req PollRequest) (*Result, error) {
 	return p.result, p.err
 }
 
-// Logout revokes the caller's issued token.
+// Logout revokes the caller's issued token. A token that does not verify
+// is an identity.ErrUnauthenticated; a revocation that could not be
+// recorded is another error (the token is refused all the same).
 func (s *Service) Logout(ctx context.Context, token, clientAddr string) error {
 	c, err := s.opts.Tokens.Verify(token)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", identity.ErrUnauthenticated, err)
 	}
-	if err := s.opts.Tokens.Revoke(c); err != nil {
-		return err
+	rerr := s.opts.Tokens.Revoke(c)
+	if rerr != nil {
+		s.log.Error("recording a revocation", "user", c.Name, "token_id", c.ID, "error", rerr)
 	}
 	exp := c.Expires().UTC().Format(time.RFC3339)
 	for _, r := range []audit.Record{
@@ -600,5 +603,5 @@ func (s *Service) Logout(ctx context.Context, token, clientAddr string) error {
 		}
 	}
 	s.log.Info("logout", "user", c.Name, "token_id", c.ID)
-	return nil
+	return rerr
 }

@@ -2,16 +2,22 @@ package login
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/gatewayd-access/gatewayd/core/audit"
 	"github.com/gatewayd-access/gatewayd/core/config"
 	"github.com/gatewayd-access/gatewayd/core/identity"
+	"github.com/gatewayd-access/gatewayd/core/store/sqlite"
+	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 )
 
 // memAudit collects audit records.
@@ -107,5 +113,42 @@ func TestCallbackRefusals(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.logins.WithLabelValues("browser", "refused")); n != 3 {
 		t.Fatalf("gatewayd_logins_total{browser,refused} = %v, want 3", n)
+	}
+}
+
+// TestLogoutWhenTheStoreFails: a logout whose revocation cannot be
+// recorded still revokes the token in this gateway, and says what went
+// wrong instead of calling the token invalid.
+func TestLogoutWhenTheStoreFails(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "gatewayd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := identity.OpenTokens(filepath.Join(t.TempDir(), "k"), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := newTestOP(t)
+	r, _ := testRP(t, op, nil)
+	s, err := New(Options{Config: r.cfg, ClientSecret: "s", HTTPClient: op.srv.Client(), Tokens: tokens, Audit: &memAudit{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := tokens.Issue("u1", protocol.Identity{Name: "alice@example.com", Groups: []string{"dev"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close() // the state store fails from now on
+
+	req := httptest.NewRequest(http.MethodPost, "/v1/logout", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	s.Routes()["POST /v1/logout"].ServeHTTP(w, req)
+	if w.Code == http.StatusUnauthorized || w.Code == http.StatusNoContent || !strings.Contains(w.Body.String(), "revocation") {
+		t.Errorf("logout with a failing store: %d %s, want an error that names the revocation", w.Code, w.Body)
+	}
+	t.Logf("logout answered %d %s", w.Code, strings.TrimSpace(w.Body.String()))
+	if _, err := tokens.Verify(tok); !errors.Is(err, identity.ErrTokenRevoked) {
+		t.Fatalf("the token after a logout whose revocation was not stored: %v, want revoked", err)
 	}
 }
