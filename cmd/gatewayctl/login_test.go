@@ -881,3 +881,29 @@ func TestOIDCRestart(t *testing.T) {
 		t.Fatalf("the certificate after a restart: %v %q", err, out)
 	}
 }
+
+// TestStoredLoginRefused: when the stored login cannot be used, the
+// message says to sign in again rather than to set GATEWAYD_TOKEN.
+func TestStoredLoginRefused(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	file := filepath.Join(e.cfgDir, "credentials.json")
+	saved, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run("logout").check(t, 0, "", "")
+	// The token of the stored login is revoked.
+	if err := os.WriteFile(file, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.run("ls").check(t, 1, "", "gateway refused the token of your login (revoked or no longer valid): run gatewayctl login")
+	// The stored login has expired.
+	c := e.creds()
+	c.Expires = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	data, _ := json.Marshal(c)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.run("ls").check(t, 1, "", fmt.Sprintf("your login at %s expired at %s: run gatewayctl login", e.api, c.Expires.Format(time.RFC3339)))
+}
