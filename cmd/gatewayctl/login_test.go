@@ -907,3 +907,67 @@ func TestStoredLoginRefused(t *testing.T) {
 	}
 	e.run("ls").check(t, 1, "", fmt.Sprintf("your login at %s expired at %s: run gatewayctl login", e.api, c.Expires.Format(time.RFC3339)))
 }
+
+// TestOIDCOpenConnectionAfterLogout: an SSH connection opened before a
+// logout (an OpenSSH ControlMaster keeps one) runs no new command after
+// it, whether it signed in with the certificate or the token.
+func TestOIDCOpenConnectionAfterLogout(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	keyPEM, err := os.ReadFile(filepath.Join(e.cfgDir, "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certLine, err := os.ReadFile(filepath.Join(e.cfgDir, "id_ed25519-cert.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _, _, _, err := gossh.ParseAuthorizedKey(certLine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := gossh.NewCertSigner(pk.(*gossh.Certificate), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(auth gossh.AuthMethod) *gossh.Client {
+		sc, err := gossh.Dial("tcp", e.sshAddr, &gossh.ClientConfig{User: "web-1", Auth: []gossh.AuthMethod{auth},
+			HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sc.Close() })
+		return sc
+	}
+	run := func(sc *gossh.Client, cmd string) (string, error) {
+		s, err := sc.NewSession()
+		if err != nil {
+			return "", err
+		}
+		defer s.Close()
+		out, err := s.CombinedOutput(cmd)
+		return string(out), err
+	}
+	conns := map[string]*gossh.Client{
+		"certificate": dial(gossh.PublicKeys(certSigner)),
+		"token":       dial(gossh.Password(e.creds().Token)),
+	}
+	for how, sc := range conns {
+		for i := range 2 {
+			if out, err := run(sc, "echo before"); err != nil || out != "before\n" {
+				t.Fatalf("%s, command %d before logout: %v %q", how, i, err, out)
+			}
+		}
+	}
+	e.run("logout").check(t, 0, "", "")
+	for how, sc := range conns {
+		out, err := run(sc, "echo after")
+		if err == nil || !strings.Contains(out, "no longer valid") {
+			t.Errorf("%s: a new command on a connection opened before logout: %v %q, want refused", how, err, out)
+		}
+	}
+}
