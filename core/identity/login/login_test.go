@@ -152,3 +152,38 @@ func TestLogoutWhenTheStoreFails(t *testing.T) {
 		t.Fatalf("the token after a logout whose revocation was not stored: %v, want revoked", err)
 	}
 }
+
+// TestWrongVerifierAudited: a one-time code redeemed with another
+// verifier (someone saw the code) is burnt, and the refusal is audited
+// with who the login was for, since the login itself was audited as
+// successful at the callback.
+func TestWrongVerifierAudited(t *testing.T) {
+	s, a := testService(t, newTestOP(t))
+	res := &Result{Token: "gwi_x", Name: "alice@example.com", Email: "alice@example.com"}
+	for _, flow := range []string{"browser", "device"} {
+		p := &pending{flow: flow, challenge: Challenge("right"), client: "192.0.2.1:1", expires: time.Now().Add(time.Minute),
+			done: true, result: res}
+		var err error
+		if flow == "browser" {
+			s.byCode["c1"] = p
+			_, err = s.Finish(context.Background(), FinishRequest{Code: "c1", CodeVerifier: "wrong"}, "192.0.2.9:1")
+		} else {
+			s.byDeviceID["d1"] = p
+			_, err = s.Poll(context.Background(), PollRequest{LoginID: "d1", CodeVerifier: "wrong"}, "192.0.2.9:1")
+		}
+		if err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Fatalf("%s: wrong verifier: %v", flow, err)
+		}
+	}
+	var got []string
+	for _, r := range a.recs {
+		if r.Kind == audit.KindLoginFailed {
+			d := r.Data.(audit.LoginData)
+			got = append(got, d.Flow+" "+r.Identity+" "+d.Client+" "+d.Reason)
+		}
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "browser alice@example.com 192.0.2.9:1 the code verifier does not match") ||
+		!strings.Contains(got[1], "device alice@example.com 192.0.2.9:1") {
+		t.Fatalf("login.failed events: %q", got)
+	}
+}
