@@ -95,18 +95,27 @@ func (a *app) loadCredentials() (*credentials, error) {
 // (a token is never sent to another gateway), and an error when it has
 // expired.
 func (a *app) storedToken() (string, error) {
+	c, err := a.storedLogin()
+	if c == nil {
+		return "", err
+	}
+	return c.Token, nil
+}
+
+// storedLogin is storedToken's login: nil when there is none to use.
+func (a *app) storedLogin() (*credentials, error) {
 	c, err := a.loadCredentials()
 	if err != nil || c == nil {
-		return "", nil
+		return nil, nil
 	}
 	base, err := parseGateway(a.gateway)
 	if err != nil || base.String() != c.Gateway {
-		return "", nil
+		return nil, nil
 	}
 	if time.Now().After(c.Expires) {
-		return "", fmt.Errorf("your login at %s expired at %s: run gatewayctl login", c.Gateway, c.Expires.In(a.loc).Format(time.RFC3339))
+		return nil, fmt.Errorf("your login at %s expired at %s: run gatewayctl login", c.Gateway, c.Expires.In(a.loc).Format(time.RFC3339))
 	}
-	return c.Token, nil
+	return c, nil
 }
 
 // defaultsFromLogin makes the gateway (and its CA file) of the stored

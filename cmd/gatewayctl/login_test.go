@@ -971,3 +971,37 @@ func TestOIDCOpenConnectionAfterLogout(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectFollowsTheLogin: gatewayctl connect started with the stored
+// login uses the login stored when each client connects: a logout ends
+// its use, a new login is taken up without a restart, and an expired one
+// is named as such rather than passed on as the gateway's "password
+// authentication failed".
+func TestConnectFollowsTheLogin(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	port := e.connect("app-db")
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=app user=whoever", port)
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 1"); err != nil || out != "1" {
+		t.Fatalf("psql through gatewayctl connect: %v %q", err, out)
+	}
+	e.run("logout").check(t, 0, "", "")
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 1"); err == nil || !strings.Contains(out, "not signed in: run gatewayctl login") {
+		t.Fatalf("psql through gatewayctl connect after logout: %v %q", err, out)
+	}
+	e.login("alice").check(t, 0, "", "")
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 2"); err != nil || out != "2" {
+		t.Fatalf("psql through gatewayctl connect after signing in again: %v %q", err, out)
+	}
+	// The stored login expires (its token with it).
+	file := filepath.Join(e.cfgDir, "credentials.json")
+	c := e.creds()
+	c.Expires = time.Now().Add(-time.Minute)
+	data, _ := json.Marshal(c)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 1"); err == nil || !strings.Contains(out, "expired at") || !strings.Contains(out, "run gatewayctl login") {
+		t.Fatalf("psql through gatewayctl connect after the login expired: %v %q", err, out)
+	}
+}
