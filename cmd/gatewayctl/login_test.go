@@ -495,6 +495,10 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 			t.Errorf("audit events lack %q:\n%s", want, events)
 		}
 	}
+	// The psql refused after logout is audited with why.
+	if failed := strings.Join(e.events("auth.failed"), "\n"); !strings.Contains(failed, `"protocol":"postgres"`) || !strings.Contains(failed, "gateway token revoked") {
+		t.Errorf("auth.failed events lack psql's revoked token:\n%s", failed)
+	}
 	if strings.Contains(e.logs.String(), c.Token[4:40]) || strings.Contains(events, c.Token[4:40]) {
 		t.Error("the token appears in the logs or the audit log")
 	}
