@@ -959,15 +959,21 @@ func TestOIDCOpenConnectionAfterLogout(t *testing.T) {
 	conns := map[string]*gossh.Client{
 		"certificate": dial(gossh.PublicKeys(certSigner)),
 		"token":       dial(gossh.Password(e.creds().Token)),
+		// A master connection that opens its first channel later.
+		"idle certificate": dial(gossh.PublicKeys(certSigner)),
 	}
 	for how, sc := range conns {
 		for i := range 2 {
+			if how == "idle certificate" {
+				break
+			}
 			if out, err := run(sc, "echo before"); err != nil || out != "before\n" {
 				t.Fatalf("%s, command %d before logout: %v %q", how, i, err, out)
 			}
 		}
 	}
 	e.run("logout").check(t, 0, "", "")
+	time.Sleep(1100 * time.Millisecond) // the credential is checked again a second after the last check
 	for how, sc := range conns {
 		out, err := run(sc, "echo after")
 		if err == nil || !strings.Contains(out, "no longer valid") {
