@@ -26,24 +26,40 @@ const requestTimeout = time.Minute
 // errRefused is the message of a 401: the gateway does not know the token.
 var errRefused = errors.New("gateway refused the token (set GATEWAYD_TOKEN)")
 
+// errLoginRefused is the message of a 401 to the token of the stored
+// login.
+var errLoginRefused = errors.New("gateway refused the token of your login (revoked or no longer valid): run gatewayctl login")
+
 // client calls gatewayd's API with the caller's token.
 type client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	// fromLogin says that token is the stored login's.
+	fromLogin bool
 }
 
 // client builds an API client from the settings; it refuses to run without
 // a token.
 func (a *app) client() (*client, error) {
 	token := strings.TrimSpace(a.getenv("GATEWAYD_TOKEN"))
+	fromLogin := false
 	if token == "" {
-		token = a.storedToken() // from gatewayctl login
+		var err error
+		if token, err = a.storedToken(); err != nil { // from gatewayctl login
+			return nil, err
+		}
+		fromLogin = token != ""
 	}
 	if token == "" {
 		return nil, errors.New("GATEWAYD_TOKEN is not set: export the gateway token you were given, or run gatewayctl login")
 	}
-	return a.newClient(token)
+	c, err := a.newClient(token)
+	if err != nil {
+		return nil, err
+	}
+	c.fromLogin = fromLogin
+	return c, nil
 }
 
 // newClient builds an API client that sends token ("" sends none).
@@ -124,7 +140,17 @@ func (c *client) get(ctx context.Context, path string, q url.Values) (*http.Resp
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	return nil, statusError(resp)
+	return nil, c.statusError(resp)
+}
+
+// statusError is statusError, saying to sign in again when the gateway
+// refuses the stored login's token.
+func (c *client) statusError(resp *http.Response) error {
+	err := statusError(resp)
+	if c.fromLogin && errors.Is(err, errRefused) {
+		return errLoginRefused
+	}
+	return err
 }
 
 // getJSON sends GET path?q and decodes the JSON answer into out, within

@@ -72,10 +72,23 @@ func (a *app) connect(ctx context.Context, args []string) error {
 			gateway:    upstream,
 			serverName: cl.base.Hostname(),
 			connection: conn.Name,
-			token:      cl.token,
 			cacert:     a.cacert,
-			name:       who.Name,
 			log:        a.stderr,
+			credential: func() (string, string, error) { return cl.token, who.Name, nil },
+		}
+		if cl.fromLogin {
+			// The login stored when each client connects: a logout ends
+			// its use, a new login needs no restart.
+			p.credential = func() (string, string, error) {
+				c, err := a.storedLogin()
+				if err != nil {
+					return "", "", err
+				}
+				if c == nil {
+					return "", "", errors.New("not signed in: run gatewayctl login")
+				}
+				return c.Token, c.Name, nil
+			}
 		}
 		if err := p.loadTLS(); err != nil {
 			return err
@@ -127,9 +140,12 @@ func (a *app) connect(ctx context.Context, args []string) error {
 // pgProxy relays local PostgreSQL clients to the gateway, answering the
 // gateway's password request with the token.
 type pgProxy struct {
-	gateway, serverName, connection, token, cacert, name string
-	tls                                                  *tls.Config
-	log                                                  io.Writer
+	gateway, serverName, connection, cacert string
+	tls                                     *tls.Config
+	log                                     io.Writer
+	// credential returns the token to answer with and the identity's
+	// name (the PostgreSQL user), for each client.
+	credential func() (token, name string, err error)
 }
 
 func (p *pgProxy) loadTLS() error {
@@ -179,6 +195,10 @@ func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
 		_ = be.Flush()
 		return errors.New(msg)
 	}
+	token, name, err := p.credential()
+	if err != nil {
+		return fail(err.Error())
+	}
 	up, err := p.dial(ctx)
 	if err != nil {
 		return fail(err.Error())
@@ -188,7 +208,7 @@ func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
 	for k, v := range startup.Parameters {
 		params[k] = v
 	}
-	params["user"], params["database"] = p.name, p.connection
+	params["user"], params["database"] = name, p.connection
 	fe := pgproto3.NewFrontend(up, up)
 	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: params})
 	if err := fe.Flush(); err != nil {
@@ -200,7 +220,7 @@ func (p *pgProxy) serve(ctx context.Context, cc net.Conn) error {
 	}
 	switch m := msg.(type) {
 	case *pgproto3.AuthenticationCleartextPassword:
-		fe.Send(&pgproto3.PasswordMessage{Password: p.token})
+		fe.Send(&pgproto3.PasswordMessage{Password: token})
 		if err := fe.Flush(); err != nil {
 			return fail(fmt.Sprintf("talking to the gateway: %v", err))
 		}

@@ -91,18 +91,31 @@ func (a *app) loadCredentials() (*credentials, error) {
 }
 
 // storedToken returns the token of the stored login, "" when there is
-// none, it has expired or it belongs to another gateway than the one
-// gatewayctl talks to (a token is never sent to another gateway).
-func (a *app) storedToken() string {
+// none or it belongs to another gateway than the one gatewayctl talks to
+// (a token is never sent to another gateway), and an error when it has
+// expired.
+func (a *app) storedToken() (string, error) {
+	c, err := a.storedLogin()
+	if c == nil {
+		return "", err
+	}
+	return c.Token, nil
+}
+
+// storedLogin is storedToken's login: nil when there is none to use.
+func (a *app) storedLogin() (*credentials, error) {
 	c, err := a.loadCredentials()
-	if err != nil || c == nil || time.Now().After(c.Expires) {
-		return ""
+	if err != nil || c == nil {
+		return nil, nil
 	}
 	base, err := parseGateway(a.gateway)
 	if err != nil || base.String() != c.Gateway {
-		return ""
+		return nil, nil
 	}
-	return c.Token
+	if time.Now().After(c.Expires) {
+		return nil, fmt.Errorf("your login at %s expired at %s: run gatewayctl login", c.Gateway, c.Expires.In(a.loc).Format(time.RFC3339))
+	}
+	return c, nil
 }
 
 // defaultsFromLogin makes the gateway (and its CA file) of the stored
@@ -206,7 +219,7 @@ func (c *client) postJSON(ctx context.Context, path string, body, out any, want 
 		ok = ok || resp.StatusCode == w
 	}
 	if !ok {
-		return resp.StatusCode, statusError(resp)
+		return resp.StatusCode, c.statusError(resp)
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
@@ -429,6 +442,7 @@ func (a *app) logout(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cl.fromLogin = true
 	_, rerr := cl.postJSON(ctx, "/v1/logout", struct{}{}, nil, http.StatusNoContent)
 	f, _ := a.credentialsFile()
 	if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -441,7 +455,7 @@ func (a *app) logout(ctx context.Context, args []string) error {
 	case !time.Now().Before(creds.Expires):
 		fmt.Fprintln(a.stdout, "Signed out; the token had expired.")
 	case rerr != nil:
-		return fmt.Errorf("the stored login is removed, but the gateway did not revoke the token: %w", rerr)
+		return fmt.Errorf("the stored login is removed, but the gateway did not confirm the token's revocation: %w", rerr)
 	default:
 		fmt.Fprintln(a.stdout, "Signed out; the token is revoked.")
 	}

@@ -101,6 +101,7 @@ func startOIDCWith(t *testing.T, opOpts oidctest.Options, apiTLS bool) *oidcEnv 
 		{Username: "alice", Email: "alice@example.com", Groups: []string{"dev"}},
 		{Username: "bob", Email: "bob@example.com", Groups: []string{"ops"}},
 		{Username: "eve", Email: "eve@elsewhere.test", Groups: []string{"dev"}},
+		{Username: "carol", Email: "carol@example.com", Groups: manyGroups()},
 	}
 	op := oidctest.Start(t, opOpts)
 	toml := fmt.Sprintf(`
@@ -494,8 +495,45 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 			t.Errorf("audit events lack %q:\n%s", want, events)
 		}
 	}
+	// The psql refused after logout is audited with why.
+	if failed := strings.Join(e.events("auth.failed"), "\n"); !strings.Contains(failed, `"protocol":"postgres"`) || !strings.Contains(failed, "gateway token revoked") {
+		t.Errorf("auth.failed events lack psql's revoked token:\n%s", failed)
+	}
 	if strings.Contains(e.logs.String(), c.Token[4:40]) || strings.Contains(events, c.Token[4:40]) {
 		t.Error("the token appears in the logs or the audit log")
+	}
+}
+
+// manyGroups are carol's groups: dev and enough others (as a directory
+// gives a long-serving employee) that her token is longer than 4 KiB.
+func manyGroups() []string {
+	g := []string{"dev"}
+	for i := range 120 {
+		g = append(g, fmt.Sprintf("team-platform-engineering-%03d", i))
+	}
+	return g
+}
+
+// TestOIDCManyGroups: a token the gateway issues is accepted by its own
+// listeners however long it is, psql's password included.
+func TestOIDCManyGroups(t *testing.T) {
+	e := startOIDC(t)
+	e.login("carol").check(t, 0, "", "")
+	c := e.creds()
+	if len(c.Token) <= 4096 || len(c.Groups) != 121 {
+		t.Fatalf("token of %d bytes, %d groups: want a token past 4 KiB", len(c.Token), len(c.Groups))
+	}
+	host, pgPort, _ := net.SplitHostPort(e.pgAddr)
+	direct := fmt.Sprintf("host=%s port=%s user=carol@example.com dbname=app-db sslmode=require", host, pgPort)
+	if out, err := e.psql([]string{"PGPASSWORD=" + c.Token}, direct, "SELECT 40 + 2"); err != nil || out != "42" {
+		t.Fatalf("psql with a long token: %v %q", err, out)
+	}
+	port := e.connect("app-db")
+	if out, err := e.psql([]string{"PGPASSWORD="}, fmt.Sprintf("host=127.0.0.1 port=%d dbname=app user=whoever", port), "SELECT current_user"); err != nil || out != "app" {
+		t.Fatalf("psql through gatewayctl connect with a long token: %v %q", err, out)
+	}
+	if out, err := e.ssh("web-1", "true"); err != nil {
+		t.Fatalf("ssh with the certificate of a long token: %v %q", err, out)
 	}
 }
 
@@ -845,5 +883,135 @@ func TestOIDCRestart(t *testing.T) {
 	}
 	if out, err := e.ssh("web-1", "echo ok"); err != nil || out != "ok" {
 		t.Fatalf("the certificate after a restart: %v %q", err, out)
+	}
+}
+
+// TestStoredLoginRefused: when the stored login cannot be used, the
+// message says to sign in again rather than to set GATEWAYD_TOKEN.
+func TestStoredLoginRefused(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	file := filepath.Join(e.cfgDir, "credentials.json")
+	saved, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run("logout").check(t, 0, "", "")
+	// The token of the stored login is revoked.
+	if err := os.WriteFile(file, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.run("ls").check(t, 1, "", "gateway refused the token of your login (revoked or no longer valid): run gatewayctl login")
+	// The stored login has expired.
+	c := e.creds()
+	c.Expires = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	data, _ := json.Marshal(c)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.run("ls").check(t, 1, "", fmt.Sprintf("your login at %s expired at %s: run gatewayctl login", e.api, c.Expires.Format(time.RFC3339)))
+}
+
+// TestOIDCOpenConnectionAfterLogout: an SSH connection opened before a
+// logout (an OpenSSH ControlMaster keeps one) runs no new command after
+// it, whether it signed in with the certificate or the token.
+func TestOIDCOpenConnectionAfterLogout(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	keyPEM, err := os.ReadFile(filepath.Join(e.cfgDir, "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certLine, err := os.ReadFile(filepath.Join(e.cfgDir, "id_ed25519-cert.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _, _, _, err := gossh.ParseAuthorizedKey(certLine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := gossh.NewCertSigner(pk.(*gossh.Certificate), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(auth gossh.AuthMethod) *gossh.Client {
+		sc, err := gossh.Dial("tcp", e.sshAddr, &gossh.ClientConfig{User: "web-1", Auth: []gossh.AuthMethod{auth},
+			HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sc.Close() })
+		return sc
+	}
+	run := func(sc *gossh.Client, cmd string) (string, error) {
+		s, err := sc.NewSession()
+		if err != nil {
+			return "", err
+		}
+		defer s.Close()
+		out, err := s.CombinedOutput(cmd)
+		return string(out), err
+	}
+	conns := map[string]*gossh.Client{
+		"certificate": dial(gossh.PublicKeys(certSigner)),
+		"token":       dial(gossh.Password(e.creds().Token)),
+		// A master connection that opens its first channel later.
+		"idle certificate": dial(gossh.PublicKeys(certSigner)),
+	}
+	for how, sc := range conns {
+		for i := range 2 {
+			if how == "idle certificate" {
+				break
+			}
+			if out, err := run(sc, "echo before"); err != nil || out != "before\n" {
+				t.Fatalf("%s, command %d before logout: %v %q", how, i, err, out)
+			}
+		}
+	}
+	e.run("logout").check(t, 0, "", "")
+	time.Sleep(1100 * time.Millisecond) // the credential is checked again a second after the last check
+	for how, sc := range conns {
+		out, err := run(sc, "echo after")
+		if err == nil || !strings.Contains(out, "no longer valid") {
+			t.Errorf("%s: a new command on a connection opened before logout: %v %q, want refused", how, err, out)
+		}
+	}
+}
+
+// TestConnectFollowsTheLogin: gatewayctl connect started with the stored
+// login uses the login stored when each client connects: a logout ends
+// its use, a new login is taken up without a restart, and an expired one
+// is named as such rather than passed on as the gateway's "password
+// authentication failed".
+func TestConnectFollowsTheLogin(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	port := e.connect("app-db")
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=app user=whoever", port)
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 1"); err != nil || out != "1" {
+		t.Fatalf("psql through gatewayctl connect: %v %q", err, out)
+	}
+	e.run("logout").check(t, 0, "", "")
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 1"); err == nil || !strings.Contains(out, "not signed in: run gatewayctl login") {
+		t.Fatalf("psql through gatewayctl connect after logout: %v %q", err, out)
+	}
+	e.login("alice").check(t, 0, "", "")
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 2"); err != nil || out != "2" {
+		t.Fatalf("psql through gatewayctl connect after signing in again: %v %q", err, out)
+	}
+	// The stored login expires (its token with it).
+	file := filepath.Join(e.cfgDir, "credentials.json")
+	c := e.creds()
+	c.Expires = time.Now().Add(-time.Minute)
+	data, _ := json.Marshal(c)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 1"); err == nil || !strings.Contains(out, "expired at") || !strings.Contains(out, "run gatewayctl login") {
+		t.Fatalf("psql through gatewayctl connect after the login expired: %v %q", err, out)
 	}
 }

@@ -78,8 +78,11 @@ func NewDirectory(ids []config.StaticIdentity) (*Directory, error) {
 func (d *Directory) Authenticate(name, token string) (protocol.Identity, error) {
 	if strings.HasPrefix(token, IssuedPrefix) {
 		id, err := d.AuthenticateToken(token)
-		if err != nil || id.Name != name {
-			return protocol.Identity{}, ErrUnauthenticated
+		if err != nil {
+			return protocol.Identity{}, err // ErrUnauthenticated, saying why
+		}
+		if id.Name != name {
+			return protocol.Identity{}, fmt.Errorf("%w: the token is not %q's", ErrUnauthenticated, name)
 		}
 		return id, nil
 	}

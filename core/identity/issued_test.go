@@ -3,6 +3,7 @@ package identity
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,10 @@ func TestIssuedTokens(t *testing.T) {
 	again, _ = OpenTokens(filepath.Join(dir, "k"), rev)
 	if _, err := again.Verify(tok); err != ErrTokenRevoked {
 		t.Fatalf("revoked after a restart: %v", err)
+	}
+	// Authenticate (a PostgreSQL password) says why, for the audit log.
+	if _, err := d.Authenticate("alice@example.com", tok); !errors.Is(err, ErrUnauthenticated) || !errors.Is(err, ErrTokenRevoked) {
+		t.Fatalf("Authenticate with a revoked token: %v, want ErrUnauthenticated saying revoked", err)
 	}
 	// A token too long to be accepted is not issued.
 	many := alice

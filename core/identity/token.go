@@ -186,14 +186,10 @@ func (t *Tokens) Revoked(id string) bool {
 }
 
 // Revoke revokes a token until its expiry and persists the revocation.
+// The token is refused from now on even when persisting fails (the error
+// says so): then only a restart would bring it back.
 func (t *Tokens) Revoke(c Claims) error {
-	if t.store != nil {
-		if err := t.store.RevokeToken(c.ID, c.Expires()); err != nil {
-			return fmt.Errorf("identity: recording a revocation: %w", err)
-		}
-	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	now := t.now()
 	for id, exp := range t.revoked {
 		if now.After(exp) {
@@ -201,6 +197,12 @@ func (t *Tokens) Revoke(c Claims) error {
 		}
 	}
 	t.revoked[c.ID] = c.Expires()
+	t.mu.Unlock()
+	if t.store != nil {
+		if err := t.store.RevokeToken(c.ID, c.Expires()); err != nil {
+			return fmt.Errorf("identity: the token is revoked until the gateway restarts, but recording the revocation failed: %w", err)
+		}
+	}
 	return nil
 }
 

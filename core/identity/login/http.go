@@ -80,7 +80,7 @@ func (s *Service) handleFinish(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	res, err := s.Finish(req)
+	res, err := s.Finish(r.Context(), req, r.RemoteAddr)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -106,7 +106,7 @@ func (s *Service) handlePoll(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	res, err := s.Poll(req)
+	res, err := s.Poll(r.Context(), req, r.RemoteAddr)
 	switch {
 	case err != nil:
 		writeErr(w, err)
@@ -124,6 +124,10 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Logout(r.Context(), token, r.RemoteAddr); err != nil {
+		if !errors.Is(err, identity.ErrUnauthenticated) {
+			writeJSON(w, http.StatusInternalServerError, apiError{"logout: " + strings.TrimPrefix(err.Error(), "identity: ")})
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatewayd"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{"missing or invalid bearer token"})
 		return

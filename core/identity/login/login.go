@@ -459,21 +459,34 @@ func (s *Service) issue(ctx context.Context, p *pending, u User) (*Result, error
 }
 
 // Finish redeems the one-time code of a browser login for its result,
-// once, for the holder of the verifier.
-func (s *Service) Finish(req FinishRequest) (*Result, error) {
+// once, for the holder of the verifier. A wrong verifier burns the code
+// and is audited: whoever sent it saw the code.
+func (s *Service) Finish(ctx context.Context, req FinishRequest, clientAddr string) (*Result, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	p := s.byCode[req.Code]
 	if p == nil || req.Code == "" || s.now().After(p.expires) {
+		s.mu.Unlock()
 		return nil, refuse("unknown, expired or already used login code")
 	}
-	if subtle.ConstantTimeCompare([]byte(Challenge(req.CodeVerifier)), []byte(p.challenge)) != 1 {
-		// Whoever sent a wrong verifier saw the code: burn it.
-		delete(s.byCode, req.Code)
-		return nil, refuse("the code verifier does not match the login")
-	}
 	delete(s.byCode, req.Code)
-	return p.result, nil
+	res := p.result
+	s.mu.Unlock()
+	if subtle.ConstantTimeCompare([]byte(Challenge(req.CodeVerifier)), []byte(p.challenge)) != 1 {
+		return nil, s.wrongVerifier(ctx, p.flow, res, clientAddr)
+	}
+	return res, nil
+}
+
+// wrongVerifier audits a login redeemed with the wrong verifier and
+// returns the refusal. A complete login was audited as successful when the
+// provider's part ended, so the event names whose it was.
+func (s *Service) wrongVerifier(ctx context.Context, flow string, res *Result, clientAddr string) error {
+	err := &Refusal{Reason: "the code verifier does not match the login (it cannot be redeemed any more)"}
+	if res != nil {
+		err.Email = res.Email
+	}
+	s.failed(ctx, flow, clientAddr, err)
+	return err
 }
 
 // StartDevice begins a device-authorization login at the provider; the
@@ -559,17 +572,22 @@ func describeDevice(err error) error {
 }
 
 // Poll returns the result of a device login once it is complete (nil, nil
-// while pending), to the holder of the verifier, once.
-func (s *Service) Poll(req PollRequest) (*Result, error) {
+// while pending), to the holder of the verifier, once. A wrong verifier
+// ends the login and is audited.
+func (s *Service) Poll(ctx context.Context, req PollRequest, clientAddr string) (*Result, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	p := s.byDeviceID[req.LoginID]
 	if p == nil || req.LoginID == "" {
+		s.mu.Unlock()
 		return nil, refuse("unknown, expired or already finished device login")
 	}
 	if subtle.ConstantTimeCompare([]byte(Challenge(req.CodeVerifier)), []byte(p.challenge)) != 1 {
-		return nil, refuse("the code verifier does not match the login")
+		delete(s.byDeviceID, req.LoginID)
+		flow, res := p.flow, p.result
+		s.mu.Unlock()
+		return nil, s.wrongVerifier(ctx, flow, res, clientAddr)
 	}
+	defer s.mu.Unlock()
 	if !p.done {
 		if s.now().After(p.expires) {
 			delete(s.byDeviceID, req.LoginID)
@@ -581,14 +599,17 @@ func (s *Service) Poll(req PollRequest) (*Result, error) {
 	return p.result, p.err
 }
 
-// Logout revokes the caller's issued token.
+// Logout revokes the caller's issued token. A token that does not verify
+// is an identity.ErrUnauthenticated; a revocation that could not be
+// recorded is another error (the token is refused all the same).
 func (s *Service) Logout(ctx context.Context, token, clientAddr string) error {
 	c, err := s.opts.Tokens.Verify(token)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", identity.ErrUnauthenticated, err)
 	}
-	if err := s.opts.Tokens.Revoke(c); err != nil {
-		return err
+	rerr := s.opts.Tokens.Revoke(c)
+	if rerr != nil {
+		s.log.Error("recording a revocation", "user", c.Name, "token_id", c.ID, "error", rerr)
 	}
 	exp := c.Expires().UTC().Format(time.RFC3339)
 	for _, r := range []audit.Record{
@@ -600,5 +621,5 @@ func (s *Service) Logout(ctx context.Context, token, clientAddr string) error {
 		}
 	}
 	s.log.Info("logout", "user", c.Name, "token_id", c.ID)
-	return nil
+	return rerr
 }

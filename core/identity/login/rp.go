@@ -216,8 +216,21 @@ func (r *rp) verify(ctx context.Context, d *discovered, raw, wantNonce string, r
 		}
 		return err
 	}
-	if v, ok := all["email_verified"].(bool); ok && !v {
-		return User{}, who(refuse("the email %s is not verified at the identity provider", email))
+	// A boolean in OIDC Core; some providers (Amazon Cognito's userinfo)
+	// send the string "true" or "false". Anything else is refused rather
+	// than taken as not saying.
+	switch v := all["email_verified"].(type) {
+	case nil:
+	case bool:
+		if !v {
+			return User{}, who(refuse("the email %s is not verified at the identity provider", email))
+		}
+	case string:
+		if !strings.EqualFold(v, "true") {
+			return User{}, who(refuse("the email %s is not verified at the identity provider", email))
+		}
+	default:
+		return User{}, who(refuse("the email_verified claim is neither true nor false"))
 	}
 	email = strings.ToLower(email)
 	if doms := r.cfg.AllowedDomains; len(doms) > 0 {

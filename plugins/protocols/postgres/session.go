@@ -25,7 +25,10 @@ import (
 )
 
 // maxPasswordBytes bounds the PasswordMessage that carries a gateway token.
-const maxPasswordBytes = 4096
+// Tokens issued at login carry the identity's groups and may be up to
+// 8 KiB long (core/identity bounds them there); the bound leaves room
+// above that.
+const maxPasswordBytes = 16 << 10
 
 // Why a relay ended, as recorded in the session's end reason.
 var (

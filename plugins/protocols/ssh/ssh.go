@@ -85,6 +85,10 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 	log := h.log.With("client", addr)
 	_ = conn.SetDeadline(time.Now().Add(h.opts.HandshakeTimeout))
 
+	// authed is the credential of the authentication that succeeded: new
+	// channels of the connection check it again, so that a token revoked
+	// (or a certificate expired) since opens nothing more.
+	var authed protocol.AuthenticateRequest
 	auth := func(req protocol.AuthenticateRequest) (*gossh.Permissions, error) {
 		req.Protocol, req.ClientAddr = ProtocolName, addr
 		resp, err := host.Authenticate(ctx, req)
@@ -94,6 +98,7 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 			}
 			return nil, errors.New("authentication failed")
 		}
+		authed = req
 		id, err := json.Marshal(resp.Identity)
 		if err != nil {
 			return nil, err
@@ -147,7 +152,7 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn, host protocol.Host) 
 		return nil
 	}
 	c := &clientConn{h: h, host: host, log: log.With("user", ident.Name, "connection", sconn.User()),
-		sconn: sconn, identity: ident, addr: addr, slots: make(chan struct{}, h.opts.MaxChannels), gone: make(chan struct{})}
+		sconn: sconn, identity: ident, cred: authed, checked: time.Now(), addr: addr, slots: make(chan struct{}, h.opts.MaxChannels), gone: make(chan struct{})}
 	return c.serve(ctx, chans, reqs)
 }
 
@@ -165,8 +170,12 @@ type clientConn struct {
 	log      *slog.Logger
 	sconn    *gossh.ServerConn
 	identity protocol.Identity
-	addr     string
-	slots    chan struct{}
+	// cred is the credential the client authenticated with, checked
+	// when; channels are only opened while it is still valid.
+	cred    protocol.AuthenticateRequest
+	checked time.Time
+	addr    string
+	slots   chan struct{}
 
 	remoteOnce sync.Once      // serving the target's forwarded-tcpip channels
 	remoteWG   sync.WaitGroup // forwarded-tcpip channels being relayed
@@ -221,6 +230,18 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 		}
 	}()
 	for nc := range chans {
+		if t := nc.ChannelType(); (t == "session" || t == "direct-tcpip") && time.Since(c.checked) >= recheckAfter {
+			if !c.stillValid(ctx) {
+				msg := "your sign-in is no longer valid (the token was revoked or has expired): sign in again (gatewayctl login)"
+				if t == "session" {
+					c.refuseChannel(nc, msg)
+				} else {
+					_ = nc.Reject(gossh.Prohibited, msg)
+				}
+				continue
+			}
+			c.checked = time.Now()
+		}
 		switch nc.ChannelType() {
 		case "session":
 			select {
@@ -278,6 +299,24 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 	wg.Wait()
 	c.close(ctx)
 	return nil
+}
+
+// recheckAfter is how long a connection's credential is taken as still
+// valid after it was last checked: a channel opened later checks it again.
+// The channels a client opens right after authenticating, or in a burst
+// (port forwards), cost one check.
+const recheckAfter = time.Second
+
+// stillValid checks the connection's credential again, for a channel
+// opened recheckAfter or more after the last check: an open connection (an
+// OpenSSH ControlMaster among them) must not outlive the revocation or
+// expiry of the token or certificate it was opened with for new commands.
+func (c *clientConn) stillValid(ctx context.Context) bool {
+	_, err := c.host.Authenticate(ctx, c.cred)
+	if err != nil && !errors.Is(err, protocol.ErrUnauthenticated) {
+		c.log.Error("checking the credential again", "error", err)
+	}
+	return err == nil
 }
 
 // open opens the gateway session and the upstream connection, once.
