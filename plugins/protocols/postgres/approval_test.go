@@ -817,3 +817,34 @@ func TestApprovalHoldsTheRestOfABatch(t *testing.T) {
 	}
 	e.mustPSQL("-c", "UPDATE customers SET name = 'customer 20' WHERE id = 20; INSERT INTO customers VALUES (21, 'customer 21', 'c21@example.com')")
 }
+
+// TestApprovalBindsParameterTypes: the types a Parse gives a statement's
+// parameters decide what the Bind's bytes mean. The eight bytes of the
+// float8 1.0 are the int8 4607182418800017408: a late approval of
+// "id < $1" with a float8 1.0 must not release it with an int8 of the
+// same bytes.
+func TestApprovalBindsParameterTypes(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id < $1 AND id > 95"
+	one := []byte{0x3f, 0xf0, 0, 0, 0, 0, 0, 0}
+	run := func(oid uint32) error {
+		_, err := c.ExecParams(ctx, del, [][]byte{one}, []uint32{oid}, []int16{1}, nil).Close()
+		return err
+	}
+	const float8, int8 = 701, 20
+	if err := run(float8); err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Fatalf("float8 DELETE: %v, want a timeout", err)
+	}
+	r := e.pendingReview("alice", del)
+	if _, st := e.decide(daveToken, r.ID, true, ""); st != http.StatusOK {
+		t.Fatalf("late approval: %d", st)
+	}
+	err := run(int8)
+	n := e.count(t, "id > 95")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(96, 100) i ON CONFLICT DO NOTHING")
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") || n != "5" {
+		t.Fatalf("the same bytes as int8 after the approval of float8: %v; customers over 95: %s, want 5", err, n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -55,8 +56,11 @@ const refusedName = "gatewayd refused"
 // holdStart describes the message that starts a held batch.
 type holdStart struct {
 	stmt, text string
-	reviewers  []string
-	reason     string
+	// types is the rest of the statement's Parse after its text: the
+	// parameter type OIDs, which decide what a Bind's bytes mean.
+	types     []byte
+	reviewers []string
+	reason    string
 }
 
 // heldBatch is an extended-protocol batch waiting for approval.
@@ -164,7 +168,15 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 		s.markReview(b)
 		return err
 	}
-	res, err := s.holdAndWait(ctx, "execute", b.text, b.params, b.shown, b.reviewers, b.reason)
+	// The binding: the parameter types the statement was parsed with,
+	// then the parameter sections of its Binds.
+	params := binary.BigEndian.AppendUint32(nil, uint32(len(b.types)))
+	params = append(append(params, b.types...), b.params...)
+	shown := b.shown
+	if t := showTypes(b.types); t != "" {
+		shown = append([]string{t}, shown...)
+	}
+	res, err := s.holdAndWait(ctx, "execute", b.text, params, shown, b.reviewers, b.reason)
 	if err != nil {
 		return err
 	}
@@ -397,4 +409,24 @@ func showParams(body []byte) string {
 		}
 	}
 	return "(" + strings.Join(vals, ", ") + ")"
+}
+
+// showTypes renders a Parse's parameter type OIDs for reviewers, or ""
+// when the Parse leaves every type to the server.
+func showTypes(types []byte) string {
+	n, body, ok := int16s(types)
+	if !ok || len(body) < 4*n {
+		return "parameter types: ?"
+	}
+	oids := make([]string, 0, n)
+	specified := false
+	for i := range n {
+		oid := binary.BigEndian.Uint32(body[4*i:])
+		specified = specified || oid != 0
+		oids = append(oids, strconv.FormatUint(uint64(oid), 10))
+	}
+	if !specified {
+		return ""
+	}
+	return "parameter type OIDs: (" + strings.Join(oids, ", ") + ")"
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"strconv"
@@ -180,7 +181,7 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		if !ok {
 			return nil, malformed("Parse")
 		}
-		text, _, ok := cstring(rest)
+		text, types, ok := cstring(rest)
 		if !ok {
 			return nil, malformed("Parse")
 		}
@@ -189,7 +190,7 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 			return nil, err
 		}
 		if r != nil && r.review != nil && t.s.holder != nil && !t.replaying {
-			t.start = &holdStart{stmt: name, text: text, reviewers: r.review.Reviewers, reason: r.review.Reason}
+			t.start = &holdStart{stmt: name, text: text, types: bytes.Clone(types), reviewers: r.review.Reviewers, reason: r.review.Reason}
 			return nil, nil
 		}
 		delete(t.reviewStmts, name)
