@@ -848,3 +848,42 @@ func TestApprovalBindsParameterTypes(t *testing.T) {
 		t.Fatalf("the same bytes as int8 after the approval of float8: %v; customers over 95: %s, want 5", err, n)
 	}
 }
+
+// TestApprovalPipeliningClientThatLeavesNeverRuns: a client that sent
+// more behind its held statement (a pipelining client) and then goes
+// away withdraws the review as any other: an approval after it left
+// never runs the statement.
+func TestApprovalPipeliningClientThatLeavesNeverRuns(t *testing.T) {
+	e, _ := startApprovals(t, "30s")
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const sql = "DELETE FROM customers WHERE id = 13"
+	q := append([]byte{'Q', 0, 0, 0, 0}, sql...)
+	q = append(q, 0)
+	q[4] = byte(len(q) - 1)
+	// A Sync pipelined behind the Query, sent before the Query is answered.
+	q = append(q, 'S', 0, 0, 0, 4)
+	if _, err := c.Conn().Write(q); err != nil {
+		t.Fatal(err)
+	}
+	r := e.pendingReview("alice", sql)
+	time.Sleep(200 * time.Millisecond) // the gateway has read the Sync
+	_ = c.Conn().Close()
+	deadline := time.Now().Add(10 * time.Second)
+	var rv api.Review
+	for e.call(daveToken, "GET", "/v1/reviews/"+r.ID, nil, &rv); rv.Status != "cancelled"; e.call(daveToken, "GET", "/v1/reviews/"+r.ID, nil, &rv) {
+		if time.Now().After(deadline) {
+			e.decide(daveToken, r.ID, true, "")
+			time.Sleep(time.Second)
+			n := e.count(t, "id = 13")
+			e.mustPSQL("-c", "INSERT INTO customers VALUES (13, 'customer 13', 'c13@example.com') ON CONFLICT DO NOTHING")
+			t.Fatalf("review = %+v, want cancelled; approved after the client left, customer 13 rows: %s", rv, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, st := e.decide(daveToken, r.ID, true, ""); st != http.StatusConflict {
+		t.Errorf("approving a withdrawn review: %d, want 409", st)
+	}
+	if n := e.count(t, "id = 13"); n != "1" {
+		t.Fatalf("customer 13: %s, want still there", n)
+	}
+}

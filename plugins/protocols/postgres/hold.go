@@ -327,13 +327,27 @@ func (s *clientSession) holdAndWait(ctx context.Context, request, text string, p
 
 // watchClient notices the client leaving while a statement is held: it
 // peeks at the client's connection and calls gone when it ends (or sends
-// Terminate). stop ends the watch and reports whether the client left.
+// Terminate). A client that pipelines more messages behind the held one
+// is still watched: what it sends is read ahead into the session's buffer
+// (left there for after the decision) until the connection ends; one that
+// fills the buffer can no longer be watched and counts as gone, so that
+// its statement never runs after it left unseen. stop ends the watch and
+// reports whether the client left.
 func (s *clientSession) watchClient(gone func()) (stop func() bool) {
 	var stopping atomic.Bool
 	done := make(chan bool, 1)
 	go func() {
-		b, err := s.cr.Peek(1)
-		left := err != nil && !stopping.Load() || err == nil && b[0] == 'X' || s.ending.Load()
+		left := false
+		for n := 1; ; n = s.cr.Buffered() + 1 {
+			b, err := s.cr.Peek(n)
+			if err == nil && b[0] == 'X' || err != nil && !stopping.Load() || s.ending.Load() {
+				left = true
+				break
+			}
+			if err != nil {
+				break
+			}
+		}
 		if left {
 			gone()
 		}
