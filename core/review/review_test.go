@@ -68,6 +68,16 @@ min_approvals = 2
 
 [review]
 hold_timeout = "50ms"
+
+[[identity.static]]
+name = "alice"
+email = "Alice@Example.com"
+token_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+
+[[identity.static]]
+name = "dave"
+email = "dave@example.com"
+token_sha256 = "2222222222222222222222222222222222222222222222222222222222222222"
 `
 
 // clock is a settable clock.
@@ -389,5 +399,39 @@ func TestNotifierNeverBlocks(t *testing.T) {
 	d := au.details()
 	if strings.Count(d, "dropped") != 98 || strings.Contains(d, "SECRET-PATH") || !strings.Contains(d, "hooks.example.com") {
 		t.Fatalf("audited drops:\n%.300s", d)
+	}
+}
+
+// TestOnePersonIsOneReviewer: a person the gateway knows under two names
+// (a static identity with their email, and their sign-in through the
+// identity provider, which is named by the email) neither decides their
+// own review under the other name nor counts twice towards min_approvals.
+func TestOnePersonIsOneReviewer(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := context.Background()
+	aliceSSO := protocol.Identity{Name: "alice@example.com", Email: "alice@example.com", Groups: []string{"dba"}}
+	daveSSO := protocol.Identity{Name: "dave@example.com", Email: "dave@example.com", Groups: []string{"dba"}}
+
+	r := hold(t, s, alice, "app-db", "s1", "DELETE FROM t", nil)
+	if _, err := s.Decide(ctx, aliceSSO, r.ReviewID, true, ""); !errors.Is(err, review.ErrSelfReview) {
+		t.Errorf("alice signed in through the IdP approving her static identity's statement: %v", err)
+	}
+	r = hold(t, s, aliceSSO, "app-db", "s2", "DELETE FROM t", nil)
+	if _, err := s.Decide(ctx, alice, r.ReviewID, true, ""); !errors.Is(err, review.ErrSelfReview) {
+		t.Errorf("alice's static identity approving her IdP identity's statement: %v", err)
+	}
+
+	req, err := s.RequestAccess(ctx, carol, "jit-db", time.Hour, "INC-4211")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv, err := s.Decide(ctx, dave, req.ID, true, ""); err != nil || rv.Status != store.ReviewPending {
+		t.Fatalf("dave's approval: %+v %v", rv, err)
+	}
+	if rv, err := s.Decide(ctx, daveSSO, req.ID, true, ""); err == nil && rv.Status != store.ReviewPending {
+		t.Fatalf("dave approving again under his IdP name decided the request (min_approvals 2): %+v", rv)
+	}
+	if rv, err := s.Decide(ctx, erin, req.ID, true, ""); err != nil || rv.Status != store.ReviewApproved || len(rv.Approvals) != 2 {
+		t.Fatalf("erin's approval: %+v %v", rv, err)
 	}
 }
