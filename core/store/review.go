@@ -112,9 +112,9 @@ type ReviewDecision struct {
 	// Aliases are other names of the same person: an approval under any
 	// of them is this reviewer's.
 	Aliases []string
-	Approve  bool
-	Reason   string // why it was denied
-	Time     time.Time
+	Approve bool
+	Reason  string // why it was denied
+	Time    time.Time
 }
 
 // ReviewFilter selects reviews. Zero fields match everything.
