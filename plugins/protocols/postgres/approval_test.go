@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/gatewayd-access/gatewayd/core/api"
 	"github.com/gatewayd-access/gatewayd/core/audit"
@@ -885,5 +886,94 @@ func TestApprovalPipeliningClientThatLeavesNeverRuns(t *testing.T) {
 	}
 	if n := e.count(t, "id = 13"); n != "1" {
 		t.Fatalf("customer 13: %s, want still there", n)
+	}
+}
+
+// TestApprovalMarkSurvivesFailedCloseOrParse: a prepared statement that
+// needed review stays marked until the server has really closed or
+// replaced it. A Parse of its name that fails (the name exists), or a
+// Close the server skips after an error earlier in its batch, leaves the
+// statement on the server: binding it afterwards is still held.
+func TestApprovalMarkSurvivesFailedCloseOrParse(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id = $1"
+	if _, err := c.Prepare(ctx, "del", del, nil); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	// A Parse of the same name fails on the server: "del" is still the DELETE.
+	if _, err := c.Prepare(ctx, "del", "SELECT $1::int", nil); err == nil {
+		t.Fatal("preparing an existing name succeeded")
+	}
+	_, err := c.ExecPrepared(ctx, "del", [][]byte{[]byte("31")}, nil, nil).Close()
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Errorf("executing the DELETE after a failed re-Parse of its name: %v, want a hold", err)
+	}
+	// A Close the server skips: the Bind before it fails.
+	fe := c.Frontend()
+	fe.Send(&pgproto3.Bind{PreparedStatement: "no such statement"})
+	fe.Send(&pgproto3.Close{ObjectType: 'S', Name: "del"})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	_, err = c.ExecPrepared(ctx, "del", [][]byte{[]byte("32")}, nil, nil).Close()
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Errorf("executing the DELETE after a skipped Close: %v, want a hold", err)
+	}
+	// The same with a Flush: the error comes before the Sync is sent.
+	fe.Send(&pgproto3.Bind{PreparedStatement: "no such statement"})
+	fe.Send(&pgproto3.Close{ObjectType: 'S', Name: "del"})
+	fe.Send(&pgproto3.Flush{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := fe.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*pgproto3.ErrorResponse); !ok {
+		t.Fatalf("after the failing Bind: %T", m)
+	}
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	_, err = c.ExecPrepared(ctx, "del", [][]byte{[]byte("33")}, nil, nil).Close()
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Errorf("executing the DELETE after a Close skipped before a Flush: %v, want a hold", err)
+	}
+	// A Close that runs does end the mark: the name is free for a
+	// statement that needs no review.
+	if err := c.Deallocate(ctx, "del"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepare(ctx, "del", "SELECT $1::int", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.ExecPrepared(ctx, "del", [][]byte{[]byte("34")}, nil, nil).Read(); r.Err != nil || len(r.Rows) != 1 {
+		t.Errorf("the statement prepared under the closed one's name: %v", r.Err)
+	}
+	n := e.count(t, "id IN (31, 32, 33)")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[31, 32, 33]) i ON CONFLICT DO NOTHING")
+	if n != "3" {
+		t.Fatalf("customers 31, 32, 33: %s left, want 3: the DELETE ran unreviewed", n)
 	}
 }

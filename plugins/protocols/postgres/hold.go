@@ -126,7 +126,7 @@ func (s *clientSession) holdMessage(ctx context.Context, typ byte, body []byte) 
 		if err != nil {
 			return err
 		}
-		_, marked := s.tracker.reviewStmts[bd.stmt]
+		marked := s.tracker.marks.get(bd.stmt, s.tracker.unmarked) != nil
 		switch {
 		case bd.stmt == b.stmt && !b.closed:
 			b.binds++
@@ -154,7 +154,7 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 	b := s.batch
 	s.batch = nil
 	b.msgs = append(b.msgs, heldMsg{typ: term})
-	if _, marked := s.tracker.reviewStmts[b.stmt]; !marked && !b.closed && len(s.tracker.reviewStmts) >= maxTrackedNames {
+	if marked := s.tracker.marks.get(b.stmt, s.tracker.unmarked) != nil; !marked && !b.closed && s.tracker.marks.count() >= maxTrackedNames {
 		// A statement that cannot be remembered could run again unreviewed.
 		b.conflict = "too many prepared statements needing approval in this session; close some first"
 	}
@@ -193,7 +193,7 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 func (s *clientSession) markReview(b *heldBatch) {
 	if !b.closed {
 		st := b.holdStart
-		s.tracker.reviewStmts[b.stmt] = &st
+		s.tracker.marks.set(b.stmt, &st)
 	}
 }
 
@@ -247,7 +247,7 @@ func (s *clientSession) refuseBatch(ctx context.Context, b *heldBatch, r *refusa
 		return errUpstreamClosed
 	}
 	if term == 'S' {
-		if err := t.push(ctx, &item{kind: 'S'}); err != nil {
+		if err := t.push(ctx, t.syncItem()); err != nil {
 			return err
 		}
 	}
