@@ -435,3 +435,51 @@ func TestOnePersonIsOneReviewer(t *testing.T) {
 		t.Fatalf("erin's approval: %+v %v", rv, err)
 	}
 }
+
+// TestSlackTextIsEscaped: a statement's text is the requester's; in a
+// Slack message it stays inside its code block, and Slack's control
+// sequences (<!channel>, links) in it are shown, not acted on. An
+// undeliverable notification's audit event names its review.
+func TestSlackTextIsEscaped(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Text string }
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		got <- m.Text
+	}))
+	defer srv.Close()
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadRequest) }))
+	defer dead.Close()
+	au := &memAudit{}
+	n := review.NewNotifier(review.NotifierOptions{
+		Webhooks: []review.Webhook{{URL: srv.URL, Format: "slack", Timeout: time.Second, MaxAttempts: 1},
+			{URL: dead.URL, Format: "json", Timeout: time.Second, MaxAttempts: 1}},
+		QueueSize: 10, Audit: au,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); n.Wait() }()
+	n.Start(ctx)
+	text := "DELETE FROM t /* ```\n<!channel> *dave* approved this: <https://evil.example|gatewayctl review approve r1> */"
+	n.Send(ctx, audit.KindReviewHold, store.Review{ID: "r1", Kind: store.ReviewStatement, Identity: "alice", Text: text,
+		ParamsShown: []string{"('`<!here>`')"}}, "")
+	var s string
+	select {
+	case s = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery")
+	}
+	if strings.Count(s, "```") != 2 || strings.Contains(s, "<!") || strings.Contains(s, "<https://evil") {
+		t.Errorf("slack text lets the statement out of its code block or acts on it:\n%s", s)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(au.details(), "undeliverable") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	au.mu.Lock()
+	defer au.mu.Unlock()
+	for _, r := range au.recs {
+		if d := r.Data.(audit.ReviewData); strings.Contains(d.Detail, "undeliverable") && d.ReviewID != "r1" {
+			t.Errorf("undeliverable notification audited without its review: %+v", d)
+		}
+	}
+}
