@@ -977,3 +977,53 @@ func TestApprovalMarkSurvivesFailedCloseOrParse(t *testing.T) {
 		t.Fatalf("customers 31, 32, 33: %s left, want 3: the DELETE ran unreviewed", n)
 	}
 }
+
+// TestApprovalMarkSurvivesItsOwnBatch: a batch that prepares a statement
+// needing review and, in the same batch, re-parses or closes it leaves it
+// marked unless the server really closed it: a re-Parse of the name fails,
+// and a Close after an error is skipped.
+func TestApprovalMarkSurvivesItsOwnBatch(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id = $1"
+	fe := c.Frontend()
+	roundTrip := func(msgs ...pgproto3.FrontendMessage) {
+		t.Helper()
+		for _, m := range msgs {
+			fe.Send(m)
+		}
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				return
+			}
+		}
+	}
+	held := func(name, id string) {
+		t.Helper()
+		_, err := c.ExecPrepared(ctx, name, [][]byte{[]byte(id)}, nil, nil).Close()
+		if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+			t.Errorf("executing %s: %v, want a hold", name, err)
+		}
+	}
+	// The second Parse of the name fails: s1 is the DELETE.
+	roundTrip(&pgproto3.Parse{Name: "s1", Query: del}, &pgproto3.Parse{Name: "s1", Query: "SELECT $1::int"})
+	held("s1", "36")
+	// The Close is skipped after the failing Bind: s2 is the DELETE.
+	roundTrip(&pgproto3.Parse{Name: "s2", Query: del}, &pgproto3.Bind{PreparedStatement: "no such statement"},
+		&pgproto3.Close{ObjectType: 'S', Name: "s2"})
+	held("s2", "37")
+	n := e.count(t, "id IN (36, 37)")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[36, 37]) i ON CONFLICT DO NOTHING")
+	if n != "2" {
+		t.Fatalf("customers 36, 37: %s left, want 2: the DELETE ran unreviewed", n)
+	}
+}

@@ -154,7 +154,7 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 	b := s.batch
 	s.batch = nil
 	b.msgs = append(b.msgs, heldMsg{typ: term})
-	if marked := s.tracker.marks.get(b.stmt, s.tracker.unmarked) != nil; !marked && !b.closed && s.tracker.marks.count() >= maxTrackedNames {
+	if marked := s.tracker.marks.get(b.stmt, s.tracker.unmarked) != nil; !marked && s.tracker.marks.count() >= maxTrackedNames {
 		// A statement that cannot be remembered could run again unreviewed.
 		b.conflict = "too many prepared statements needing approval in this session; close some first"
 	}
@@ -164,9 +164,7 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 	if b.binds == 0 {
 		// Parsed, not executed: the review comes with the parameters of
 		// the Bind that executes it.
-		err := s.replay(ctx, b, "")
-		s.markReview(b)
-		return err
+		return s.replay(ctx, b, "")
 	}
 	// The binding: the parameter types the statement was parsed with,
 	// then the parameter sections of its Binds.
@@ -183,18 +181,16 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 	if res.refusal != nil {
 		return s.refuseBatch(ctx, b, res.refusal, term)
 	}
-	err = s.replay(ctx, b, res.reviewID)
-	s.markReview(b)
-	return err
+	return s.replay(ctx, b, res.reviewID)
 }
 
 // markReview remembers that the held statement needs a review each time
-// it is bound, unless the batch closed it.
+// it is bound. A Close or re-Parse of it later in the batch unmarks it
+// only once the server has run the batch without error (see marks): a
+// Parse of an existing name fails, and a Close after an error is skipped.
 func (s *clientSession) markReview(b *heldBatch) {
-	if !b.closed {
-		st := b.holdStart
-		s.tracker.marks.set(b.stmt, &st)
-	}
+	st := b.holdStart
+	s.tracker.marks.set(b.stmt, &st)
 }
 
 // replay sends a held batch upstream as the client sent it, with the
@@ -203,7 +199,7 @@ func (s *clientSession) replay(ctx context.Context, b *heldBatch, reviewID strin
 	t := s.tracker
 	t.replaying, t.presets, t.releaseReview, t.releaseStmt = true, b.presets, reviewID, b.stmt
 	defer func() { t.replaying, t.presets, t.releaseReview, t.releaseStmt = false, nil, "", "" }()
-	for _, m := range b.msgs {
+	for i, m := range b.msgs {
 		out := m.body
 		switch m.typ {
 		case 'S':
@@ -219,6 +215,11 @@ func (s *clientSession) replay(ctx context.Context, b *heldBatch, reviewID strin
 			if o != nil {
 				out = o
 			}
+		}
+		if i == 0 {
+			// Marked once its own Parse (or Bind) has passed, before the
+			// rest of the batch may close or replace it.
+			s.markReview(b)
 		}
 		if err := writeHeader(s.uw, header{typ: m.typ, size: len(out)}); err != nil {
 			return errUpstreamClosed
