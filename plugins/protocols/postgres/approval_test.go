@@ -1021,6 +1021,32 @@ func TestApprovalMarkSurvivesItsOwnBatch(t *testing.T) {
 	roundTrip(&pgproto3.Parse{Name: "s2", Query: del}, &pgproto3.Bind{PreparedStatement: "no such statement"},
 		&pgproto3.Close{ObjectType: 'S', Name: "s2"})
 	held("s2", "37")
+	// The unnamed statement marked, then replaced by two pipelined batches
+	// sent before either is answered: neither is held.
+	roundTrip(&pgproto3.Parse{Query: del})
+	for range 2 {
+		fe.Send(&pgproto3.Parse{Query: "SELECT $1::int"})
+		fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for ready := 0; ready < 2; {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.ReadyForQuery:
+			ready++
+		case *pgproto3.ErrorResponse:
+			t.Errorf("pipelined SELECT: %s %s", m.Code, m.Message)
+		case *pgproto3.NoticeResponse:
+			t.Errorf("pipelined SELECT: %s", m.Message)
+		}
+	}
 	n := e.count(t, "id IN (36, 37)")
 	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[36, 37]) i ON CONFLICT DO NOTHING")
 	if n != "2" {

@@ -148,15 +148,18 @@ func (m *marks) count() int {
 }
 
 // remove takes a mark off for the rest of the batch and returns it (nil
-// when the statement was not marked).
+// when the statement was not marked). A mark an earlier batch removed,
+// not yet settled, is removed for this batch too (a pipelining client's
+// next batch replacing the unnamed statement again).
 func (m *marks) remove(name string) *holdStart {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.byName[name]
-	if st != nil {
-		delete(m.byName, name)
-		m.pending[name] = st
+	if st == nil {
+		return m.pending[name]
 	}
+	delete(m.byName, name)
+	m.pending[name] = st
 	return st
 }
 
