@@ -1053,3 +1053,30 @@ func TestApprovalMarkSurvivesItsOwnBatch(t *testing.T) {
 		t.Fatalf("customers 36, 37: %s left, want 2: the DELETE ran unreviewed", n)
 	}
 }
+
+// TestApprovalSQLExecuteOfMarkedStatement: a statement prepared with the
+// extended protocol (Parse) that needed review is held at each Bind; SQL
+// EXECUTE of the same name, in a simple Query or a Parse, must not run it
+// unreviewed.
+func TestApprovalSQLExecuteOfMarkedStatement(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	if _, err := c.Prepare(ctx, "del", "DELETE FROM customers WHERE id = $1", nil); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	for _, sql := range []string{"EXECUTE del(39)", "/* x */ execute  \"del\" (40)"} {
+		err := execSQL(c, sql)
+		if err == nil {
+			t.Errorf("%s ran", sql)
+		}
+	}
+	if _, err := c.ExecParams(ctx, "EXECUTE del(41)", nil, nil, nil, nil).Close(); err == nil {
+		t.Error("EXECUTE in a Parse ran")
+	}
+	n := e.count(t, "id IN (39, 40, 41)")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[39, 40, 41]) i ON CONFLICT DO NOTHING")
+	if n != "3" {
+		t.Fatalf("customers 39, 40, 41: %s left, want 3: the DELETE ran unreviewed", n)
+	}
+}

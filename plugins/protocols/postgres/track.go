@@ -135,6 +135,31 @@ func (m *marks) get(name string, unmarked map[string]*holdStart) *holdStart {
 	return nil
 }
 
+// any reports whether a statement is marked or its unmarking unsettled.
+func (m *marks) any() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byName) > 0 || len(m.pending) > 0
+}
+
+// matches reports whether a name SQL EXECUTE names is a statement marked,
+// or whose unmarking is unsettled (unmarked: the current batch's own).
+func (m *marks) matches(name string, unmarked map[string]*holdStart) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for n := range m.byName {
+		if sameName(n, name) {
+			return true
+		}
+	}
+	for n := range m.pending {
+		if _, own := unmarked[n]; !own && sameName(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *marks) set(name string, st *holdStart) {
 	m.mu.Lock()
 	m.byName[name] = st
@@ -206,6 +231,11 @@ func (t *tracker) verdict(ctx context.Context, kind abi.FrameKind, text string, 
 		r := t.presets[0]
 		t.presets = t.presets[1:]
 		return r, nil
+	}
+	if kind == abi.SQLQuery || kind == abi.SQLParse {
+		if r := t.executesMarked(text); r != nil {
+			return r, nil
+		}
 	}
 	resp, err := t.s.host.Admit(ctx, protocol.AdmitRequest{SessionID: t.s.sessionID, Kind: kind, Text: text, Attrs: attrs})
 	if err != nil {
