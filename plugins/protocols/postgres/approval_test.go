@@ -713,6 +713,22 @@ func TestAccessRequestGrant(t *testing.T) {
 	if got := e.reviewEvents(req.ID, want); got != want {
 		t.Errorf("grant events = %s, want %s", got, want)
 	}
+	// The session's start names the grant that let it start.
+	var starts int
+	e.auditEvents(func(ev store.Event) {
+		var d struct {
+			GrantID string `json:"grant_id"`
+		}
+		if ev.Kind == audit.KindSessionStart && json.Unmarshal(ev.Data, &d) == nil && d.GrantID != "" {
+			starts++
+			if d.GrantID != req.ID {
+				t.Errorf("session.start under the grant: %s, want grant_id %s", ev.Data, req.ID)
+			}
+		}
+	})
+	if starts != 1 {
+		t.Errorf("%d session.start events name the grant, want 1", starts)
+	}
 }
 
 // reviewEvents lists the kinds and identities of the review events of a
