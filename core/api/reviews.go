@@ -34,6 +34,9 @@ type Reviews interface {
 	Review(ctx context.Context, id string) (store.Review, error)
 	Reviews(ctx context.Context, f store.ReviewFilter) ([]store.Review, error)
 	Decide(ctx context.Context, reviewer protocol.Identity, id string, approve bool, reason string) (store.Review, error)
+	// CanDecide reports whether reviewer may decide a review: nil, or why
+	// not.
+	CanDecide(reviewer protocol.Identity, r store.Review) error
 }
 
 // AccessRequest is the body of POST /v1/requests.
@@ -138,12 +141,12 @@ func (h *handler) requestAccess(w http.ResponseWriter, r *http.Request, c *calle
 		h.reviewError(w, c, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toReview(rv, c))
+	writeJSON(w, http.StatusCreated, h.toReview(rv, c))
 }
 
 // visible reports whether a caller may see a review.
-func visible(rv store.Review, c *caller) bool {
-	return c.admin || rv.Identity == c.id.Name || review.CanDecide(c.id, rv) == nil
+func (h *handler) visible(rv store.Review, c *caller) bool {
+	return c.admin || rv.Identity == c.id.Name || h.reviews.CanDecide(c.id, rv) == nil
 }
 
 func (h *handler) listReviews(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -165,8 +168,8 @@ func (h *handler) listReviews(w http.ResponseWriter, r *http.Request, c *caller)
 	}
 	list := ReviewList{Reviews: []Review{}}
 	for _, rv := range rs {
-		if visible(rv, c) && len(list.Reviews) < limit {
-			list.Reviews = append(list.Reviews, toReview(rv, c))
+		if h.visible(rv, c) && len(list.Reviews) < limit {
+			list.Reviews = append(list.Reviews, h.toReview(rv, c))
 		}
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -174,14 +177,14 @@ func (h *handler) listReviews(w http.ResponseWriter, r *http.Request, c *caller)
 
 func (h *handler) getReview(w http.ResponseWriter, r *http.Request, c *caller) {
 	rv, err := h.reviews.Review(r.Context(), r.PathValue("id"))
-	if err == nil && !visible(rv, c) {
+	if err == nil && !h.visible(rv, c) {
 		err = review.ErrNotFound
 	}
 	if err != nil {
 		h.reviewError(w, c, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toReview(rv, c))
+	writeJSON(w, http.StatusOK, h.toReview(rv, c))
 }
 
 func (h *handler) decide(approve bool) func(http.ResponseWriter, *http.Request, *caller) {
@@ -192,7 +195,7 @@ func (h *handler) decide(approve bool) func(http.ResponseWriter, *http.Request, 
 			return
 		}
 		id := r.PathValue("id")
-		if cur, err := h.reviews.Review(r.Context(), id); err == nil && !visible(cur, c) {
+		if cur, err := h.reviews.Review(r.Context(), id); err == nil && !h.visible(cur, c) {
 			h.reviewError(w, c, review.ErrNotFound)
 			return
 		}
@@ -201,7 +204,7 @@ func (h *handler) decide(approve bool) func(http.ResponseWriter, *http.Request, 
 			h.reviewError(w, c, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, toReview(rv, c))
+		writeJSON(w, http.StatusOK, h.toReview(rv, c))
 	}
 }
 
@@ -223,14 +226,14 @@ func (h *handler) reviewError(w http.ResponseWriter, c *caller, err error) {
 	}
 }
 
-func toReview(rv store.Review, c *caller) Review {
+func (h *handler) toReview(rv store.Review, c *caller) Review {
 	out := Review{
 		ID: rv.ID, Kind: rv.Kind, Status: rv.Status, Identity: rv.Identity, Connection: rv.Connection,
 		SessionID: rv.SessionID, Request: rv.Request, Text: rv.Text, Params: rv.ParamsShown, Reason: rv.Reason,
 		Duration: int64(rv.Duration), Reviewers: rv.Reviewers, MinApprovals: rv.MinApprovals, Approvals: []Approval{},
 		Created: rv.Created, HoldUntil: rv.HoldUntil, Expires: rv.Expires, Decided: rv.Decided,
 		DeniedBy: rv.DeniedBy, DenyReason: rv.DenyReason, Released: rv.Released,
-		CanDecide: rv.Status == store.ReviewPending && review.CanDecide(c.id, rv) == nil &&
+		CanDecide: rv.Status == store.ReviewPending && h.reviews.CanDecide(c.id, rv) == nil &&
 			!slices.ContainsFunc(rv.Approvals, func(a store.Approval) bool { return a.Reviewer == c.id.Name }),
 	}
 	if out.Reviewers == nil {

@@ -51,6 +51,10 @@ type SessionStartData struct {
 	TLS        bool              `json:"tls"`
 	Target     string            `json:"target_user,omitempty"` // the upstream role
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// GrantID is the approved access request that let the session start
+	// (connections with require_approval); GrantUntil is when it ends.
+	GrantID    string    `json:"grant_id,omitempty"`
+	GrantUntil time.Time `json:"grant_until,omitzero"`
 }
 
 // SessionEndData is the payload of session.end.

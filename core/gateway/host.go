@@ -148,6 +148,7 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		Data: audit.SessionStartData{
 			Protocol: req.Protocol, ClientAddr: req.ClientAddr, Email: req.Identity.Email,
 			Groups: req.Identity.Groups, TLS: req.TLS, Target: conn.User, Attributes: req.Attributes,
+			GrantID: grant.ID, GrantUntil: grant.Expires,
 		},
 	}); err != nil {
 		_ = h.store.EndSession(context.WithoutCancel(ctx), store.SessionEnd{ID: ls.id, Ended: time.Now().UTC(), Reason: "audit log unavailable"})

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,7 @@ type Notifier struct {
 }
 
 type delivery struct {
+	review string
 	hook   int
 	kind   string
 	body   []byte
@@ -176,7 +178,7 @@ func (n *Notifier) Send(ctx context.Context, kind string, r store.Review, actor 
 			continue
 		}
 		select {
-		case n.queue <- delivery{hook: i, kind: kind, body: body, queued: time.Now()}:
+		case n.queue <- delivery{review: r.ID, hook: i, kind: kind, body: body, queued: time.Now()}:
 		default:
 			n.log.Warn("notification dropped: queue full", "webhook", n.name(i), "event", kind, "review", r.ID)
 			n.record(ctx, r.ID, i, kind, "dropped: the notification queue is full")
@@ -191,9 +193,22 @@ func encode(format string, m Message) ([]byte, error) {
 	return json.Marshal(map[string]string{"text": slackText(m)})
 }
 
+// slackEscaper escapes what Slack reads as control sequences (<!channel>,
+// <URL|label>) in text that requesters or reviewers wrote, and turns
+// backticks into a look-alike so that a statement's text cannot close the
+// code block it is shown in.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "\u02cb")
+
 // slackText renders a notification for a Slack-compatible incoming webhook.
 func slackText(m Message) string {
 	r := m.Review
+	m.Actor = slackEscaper.Replace(m.Actor)
+	r.Identity, r.Connection, r.Text = slackEscaper.Replace(r.Identity), slackEscaper.Replace(r.Connection), slackEscaper.Replace(r.Text)
+	r.Reason, r.DenyReason = slackEscaper.Replace(r.Reason), slackEscaper.Replace(r.DenyReason)
+	r.Params = slices.Clone(r.Params)
+	for i := range r.Params {
+		r.Params[i] = slackEscaper.Replace(r.Params[i])
+	}
 	var b strings.Builder
 	switch m.Event {
 	case audit.KindReviewRequest:
@@ -239,7 +254,7 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
-	n.record(ctx, "", d.hook, d.kind, "undeliverable: "+last)
+	n.record(ctx, d.review, d.hook, d.kind, "undeliverable: "+last)
 }
 
 // post makes one attempt; retry says whether another may succeed.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -176,15 +177,41 @@ func (s *Service) Reviews(ctx context.Context, f store.ReviewFilter) ([]store.Re
 }
 
 // CanDecide reports whether reviewer may decide r: a member of one of its
-// reviewer groups who is not its requester.
-func CanDecide(reviewer protocol.Identity, r store.Review) error {
-	if reviewer.Name == r.Identity {
+// reviewer groups who is not its requester under any of their names (see
+// Names).
+func (s *Service) CanDecide(reviewer protocol.Identity, r store.Review) error {
+	if slices.ContainsFunc(s.Names(reviewer), func(n string) bool { return strings.EqualFold(n, r.Identity) }) {
 		return ErrSelfReview
 	}
 	if !inAnyGroup(reviewer, r.Reviewers) {
 		return ErrNotReviewer
 	}
 	return nil
+}
+
+// Names returns the names under which the person behind id may act: its
+// name, its email (people who sign in through the identity provider are
+// named by their email), and the static identities of the same name or
+// email. A requester is refused under each of them, and they count as one
+// reviewer towards min_approvals.
+func (s *Service) Names(id protocol.Identity) []string {
+	names := []string{id.Name}
+	if id.Email != "" {
+		names = append(names, id.Email)
+	}
+	keys := slices.Clone(names)
+	same := func(v string) bool {
+		return v != "" && slices.ContainsFunc(keys, func(k string) bool { return strings.EqualFold(k, v) })
+	}
+	for _, st := range s.cfg.Identity.Static {
+		if same(st.Name) || same(st.Email) {
+			names = append(names, st.Name)
+			if st.Email != "" {
+				names = append(names, st.Email)
+			}
+		}
+	}
+	return names
 }
 
 // Decide records a reviewer's approval or denial. It wakes the session that
@@ -194,7 +221,7 @@ func (s *Service) Decide(ctx context.Context, reviewer protocol.Identity, id str
 	if err != nil {
 		return store.Review{}, err
 	}
-	if err := CanDecide(reviewer, r); err != nil {
+	if err := s.CanDecide(reviewer, r); err != nil {
 		return store.Review{}, err
 	}
 	if len(reason) > 1000 {
@@ -205,7 +232,8 @@ func (s *Service) Decide(ctx context.Context, reviewer protocol.Identity, id str
 		s.expire(ctx, r)
 		return store.Review{}, fmt.Errorf("%w: it expired at %s", ErrDecided, r.Expires.Format(time.RFC3339))
 	}
-	r, err = s.st.DecideReview(ctx, store.ReviewDecision{ID: id, Reviewer: reviewer.Name, Approve: approve, Reason: reason, Time: now})
+	r, err = s.st.DecideReview(ctx, store.ReviewDecision{ID: id, Reviewer: reviewer.Name, Aliases: s.Names(reviewer),
+		Approve: approve, Reason: reason, Time: now})
 	if errors.Is(err, store.ErrConflict) {
 		cur, _ := s.st.Review(ctx, id)
 		return store.Review{}, fmt.Errorf("%w: it is %s", ErrDecided, cur.Status)

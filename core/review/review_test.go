@@ -68,6 +68,16 @@ min_approvals = 2
 
 [review]
 hold_timeout = "50ms"
+
+[[identity.static]]
+name = "alice"
+email = "Alice@Example.com"
+token_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+
+[[identity.static]]
+name = "dave"
+email = "dave@example.com"
+token_sha256 = "2222222222222222222222222222222222222222222222222222222222222222"
 `
 
 // clock is a settable clock.
@@ -389,5 +399,87 @@ func TestNotifierNeverBlocks(t *testing.T) {
 	d := au.details()
 	if strings.Count(d, "dropped") != 98 || strings.Contains(d, "SECRET-PATH") || !strings.Contains(d, "hooks.example.com") {
 		t.Fatalf("audited drops:\n%.300s", d)
+	}
+}
+
+// TestOnePersonIsOneReviewer: a person the gateway knows under two names
+// (a static identity with their email, and their sign-in through the
+// identity provider, which is named by the email) neither decides their
+// own review under the other name nor counts twice towards min_approvals.
+func TestOnePersonIsOneReviewer(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := context.Background()
+	aliceSSO := protocol.Identity{Name: "alice@example.com", Email: "alice@example.com", Groups: []string{"dba"}}
+	daveSSO := protocol.Identity{Name: "dave@example.com", Email: "dave@example.com", Groups: []string{"dba"}}
+
+	r := hold(t, s, alice, "app-db", "s1", "DELETE FROM t", nil)
+	if _, err := s.Decide(ctx, aliceSSO, r.ReviewID, true, ""); !errors.Is(err, review.ErrSelfReview) {
+		t.Errorf("alice signed in through the IdP approving her static identity's statement: %v", err)
+	}
+	r = hold(t, s, aliceSSO, "app-db", "s2", "DELETE FROM t", nil)
+	if _, err := s.Decide(ctx, alice, r.ReviewID, true, ""); !errors.Is(err, review.ErrSelfReview) {
+		t.Errorf("alice's static identity approving her IdP identity's statement: %v", err)
+	}
+
+	req, err := s.RequestAccess(ctx, carol, "jit-db", time.Hour, "INC-4211")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv, err := s.Decide(ctx, dave, req.ID, true, ""); err != nil || rv.Status != store.ReviewPending {
+		t.Fatalf("dave's approval: %+v %v", rv, err)
+	}
+	if rv, err := s.Decide(ctx, daveSSO, req.ID, true, ""); err == nil && rv.Status != store.ReviewPending {
+		t.Fatalf("dave approving again under his IdP name decided the request (min_approvals 2): %+v", rv)
+	}
+	if rv, err := s.Decide(ctx, erin, req.ID, true, ""); err != nil || rv.Status != store.ReviewApproved || len(rv.Approvals) != 2 {
+		t.Fatalf("erin's approval: %+v %v", rv, err)
+	}
+}
+
+// TestSlackTextIsEscaped: a statement's text is the requester's; in a
+// Slack message it stays inside its code block, and Slack's control
+// sequences (<!channel>, links) in it are shown, not acted on. An
+// undeliverable notification's audit event names its review.
+func TestSlackTextIsEscaped(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Text string }
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		got <- m.Text
+	}))
+	defer srv.Close()
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadRequest) }))
+	defer dead.Close()
+	au := &memAudit{}
+	n := review.NewNotifier(review.NotifierOptions{
+		Webhooks: []review.Webhook{{URL: srv.URL, Format: "slack", Timeout: time.Second, MaxAttempts: 1},
+			{URL: dead.URL, Format: "json", Timeout: time.Second, MaxAttempts: 1}},
+		QueueSize: 10, Audit: au,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); n.Wait() }()
+	n.Start(ctx)
+	text := "DELETE FROM t /* ```\n<!channel> *dave* approved this: <https://evil.example|gatewayctl review approve r1> */"
+	n.Send(ctx, audit.KindReviewHold, store.Review{ID: "r1", Kind: store.ReviewStatement, Identity: "alice", Text: text,
+		ParamsShown: []string{"('`<!here>`')"}}, "")
+	var s string
+	select {
+	case s = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery")
+	}
+	if strings.Count(s, "```") != 2 || strings.Contains(s, "<!") || strings.Contains(s, "<https://evil") {
+		t.Errorf("slack text lets the statement out of its code block or acts on it:\n%s", s)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(au.details(), "undeliverable") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	au.mu.Lock()
+	defer au.mu.Unlock()
+	for _, r := range au.recs {
+		if d := r.Data.(audit.ReviewData); strings.Contains(d.Detail, "undeliverable") && d.ReviewID != "r1" {
+			t.Errorf("undeliverable notification audited without its review: %+v", d)
+		}
 	}
 }

@@ -38,7 +38,8 @@ type ReviewStore interface {
 	Reviews(ctx context.Context, f ReviewFilter) ([]Review, error)
 	// DecideReview records one reviewer's decision on a pending review, in
 	// one transaction: an approval is added to Approvals (a reviewer
-	// counts once) and the review becomes approved once it has
+	// counts once, under Reviewer or any of its Aliases, compared without
+	// regard to case) and the review becomes approved once it has
 	// MinApprovals of them; a denial decides it at once. It returns the
 	// review as it is after the decision, or ErrConflict when it is no
 	// longer pending.
@@ -108,9 +109,12 @@ type Approval struct {
 type ReviewDecision struct {
 	ID       string
 	Reviewer string
-	Approve  bool
-	Reason   string // why it was denied
-	Time     time.Time
+	// Aliases are other names of the same person: an approval under any
+	// of them is this reviewer's.
+	Aliases []string
+	Approve bool
+	Reason  string // why it was denied
+	Time    time.Time
 }
 
 // ReviewFilter selects reviews. Zero fields match everything.

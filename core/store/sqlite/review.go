@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatewayd-access/gatewayd/core/store"
@@ -183,7 +184,10 @@ func (s *Store) DecideReview(ctx context.Context, d store.ReviewDecision) (_ sto
 		return store.Review{}, fmt.Errorf("deciding review %s (%s): %w", d.ID, r.Status, store.ErrConflict)
 	}
 	if d.Approve {
-		if !slices.ContainsFunc(r.Approvals, func(a store.Approval) bool { return a.Reviewer == d.Reviewer }) {
+		same := func(a store.Approval) bool {
+			return a.Reviewer == d.Reviewer || slices.ContainsFunc(d.Aliases, func(n string) bool { return strings.EqualFold(n, a.Reviewer) })
+		}
+		if !slices.ContainsFunc(r.Approvals, same) {
 			r.Approvals = append(r.Approvals, store.Approval{Reviewer: d.Reviewer, Time: d.Time.UTC()})
 		}
 		if len(r.Approvals) >= max(1, r.MinApprovals) {

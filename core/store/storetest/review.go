@@ -79,8 +79,14 @@ func testReviewApprovalsCountOnce(t *testing.T, st store.Store) {
 			t.Fatalf("after bob: status %s, %d approvals; want pending, 1", r.Status, len(r.Approvals))
 		}
 	}
+	// bob under another name of his is still bob.
+	r, err := st.DecideReview(ctx, store.ReviewDecision{ID: "r1", Reviewer: "bob@example.com",
+		Aliases: []string{"bob@example.com", "BOB"}, Approve: true, Time: base.Add(time.Second)})
+	if err != nil || r.Status != store.ReviewPending || len(r.Approvals) != 1 {
+		t.Fatalf("after bob under an alias: %+v %v; want pending, 1 approval", r, err)
+	}
 	at := base.Add(time.Minute)
-	r, err := st.DecideReview(ctx, store.ReviewDecision{ID: "r1", Reviewer: "carol", Approve: true, Time: at})
+	r, err = st.DecideReview(ctx, store.ReviewDecision{ID: "r1", Reviewer: "carol", Approve: true, Time: at})
 	if err != nil {
 		t.Fatalf("DecideReview: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/gatewayd-access/gatewayd/core/api"
 	"github.com/gatewayd-access/gatewayd/core/audit"
@@ -712,6 +713,22 @@ func TestAccessRequestGrant(t *testing.T) {
 	if got := e.reviewEvents(req.ID, want); got != want {
 		t.Errorf("grant events = %s, want %s", got, want)
 	}
+	// The session's start names the grant that let it start.
+	var starts int
+	e.auditEvents(func(ev store.Event) {
+		var d struct {
+			GrantID string `json:"grant_id"`
+		}
+		if ev.Kind == audit.KindSessionStart && json.Unmarshal(ev.Data, &d) == nil && d.GrantID != "" {
+			starts++
+			if d.GrantID != req.ID {
+				t.Errorf("session.start under the grant: %s, want grant_id %s", ev.Data, req.ID)
+			}
+		}
+	})
+	if starts != 1 {
+		t.Errorf("%d session.start events name the grant, want 1", starts)
+	}
 }
 
 // reviewEvents lists the kinds and identities of the review events of a
@@ -816,4 +833,266 @@ func TestApprovalHoldsTheRestOfABatch(t *testing.T) {
 		t.Fatalf("after the refused batch: reviews %+v", list.Reviews)
 	}
 	e.mustPSQL("-c", "UPDATE customers SET name = 'customer 20' WHERE id = 20; INSERT INTO customers VALUES (21, 'customer 21', 'c21@example.com')")
+}
+
+// TestApprovalBindsParameterTypes: the types a Parse gives a statement's
+// parameters decide what the Bind's bytes mean. The eight bytes of the
+// float8 1.0 are the int8 4607182418800017408: a late approval of
+// "id < $1" with a float8 1.0 must not release it with an int8 of the
+// same bytes.
+func TestApprovalBindsParameterTypes(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id < $1 AND id > 95"
+	one := []byte{0x3f, 0xf0, 0, 0, 0, 0, 0, 0}
+	run := func(oid uint32) error {
+		_, err := c.ExecParams(ctx, del, [][]byte{one}, []uint32{oid}, []int16{1}, nil).Close()
+		return err
+	}
+	const float8, int8 = 701, 20
+	if err := run(float8); err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Fatalf("float8 DELETE: %v, want a timeout", err)
+	}
+	r := e.pendingReview("alice", del)
+	if _, st := e.decide(daveToken, r.ID, true, ""); st != http.StatusOK {
+		t.Fatalf("late approval: %d", st)
+	}
+	err := run(int8)
+	n := e.count(t, "id > 95")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(96, 100) i ON CONFLICT DO NOTHING")
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") || n != "5" {
+		t.Fatalf("the same bytes as int8 after the approval of float8: %v; customers over 95: %s, want 5", err, n)
+	}
+}
+
+// TestApprovalPipeliningClientThatLeavesNeverRuns: a client that sent
+// more behind its held statement (a pipelining client) and then goes
+// away withdraws the review as any other: an approval after it left
+// never runs the statement.
+func TestApprovalPipeliningClientThatLeavesNeverRuns(t *testing.T) {
+	e, _ := startApprovals(t, "30s")
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const sql = "DELETE FROM customers WHERE id = 13"
+	q := append([]byte{'Q', 0, 0, 0, 0}, sql...)
+	q = append(q, 0)
+	q[4] = byte(len(q) - 1)
+	// A Sync pipelined behind the Query, sent before the Query is answered.
+	q = append(q, 'S', 0, 0, 0, 4)
+	if _, err := c.Conn().Write(q); err != nil {
+		t.Fatal(err)
+	}
+	r := e.pendingReview("alice", sql)
+	time.Sleep(200 * time.Millisecond) // the gateway has read the Sync
+	_ = c.Conn().Close()
+	deadline := time.Now().Add(10 * time.Second)
+	var rv api.Review
+	for e.call(daveToken, "GET", "/v1/reviews/"+r.ID, nil, &rv); rv.Status != "cancelled"; e.call(daveToken, "GET", "/v1/reviews/"+r.ID, nil, &rv) {
+		if time.Now().After(deadline) {
+			e.decide(daveToken, r.ID, true, "")
+			time.Sleep(time.Second)
+			n := e.count(t, "id = 13")
+			e.mustPSQL("-c", "INSERT INTO customers VALUES (13, 'customer 13', 'c13@example.com') ON CONFLICT DO NOTHING")
+			t.Fatalf("review = %+v, want cancelled; approved after the client left, customer 13 rows: %s", rv, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, st := e.decide(daveToken, r.ID, true, ""); st != http.StatusConflict {
+		t.Errorf("approving a withdrawn review: %d, want 409", st)
+	}
+	if n := e.count(t, "id = 13"); n != "1" {
+		t.Fatalf("customer 13: %s, want still there", n)
+	}
+}
+
+// TestApprovalMarkSurvivesFailedCloseOrParse: a prepared statement that
+// needed review stays marked until the server has really closed or
+// replaced it. A Parse of its name that fails (the name exists), or a
+// Close the server skips after an error earlier in its batch, leaves the
+// statement on the server: binding it afterwards is still held.
+func TestApprovalMarkSurvivesFailedCloseOrParse(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id = $1"
+	if _, err := c.Prepare(ctx, "del", del, nil); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	// A Parse of the same name fails on the server: "del" is still the DELETE.
+	if _, err := c.Prepare(ctx, "del", "SELECT $1::int", nil); err == nil {
+		t.Fatal("preparing an existing name succeeded")
+	}
+	_, err := c.ExecPrepared(ctx, "del", [][]byte{[]byte("31")}, nil, nil).Close()
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Errorf("executing the DELETE after a failed re-Parse of its name: %v, want a hold", err)
+	}
+	// A Close the server skips: the Bind before it fails.
+	fe := c.Frontend()
+	fe.Send(&pgproto3.Bind{PreparedStatement: "no such statement"})
+	fe.Send(&pgproto3.Close{ObjectType: 'S', Name: "del"})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	_, err = c.ExecPrepared(ctx, "del", [][]byte{[]byte("32")}, nil, nil).Close()
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Errorf("executing the DELETE after a skipped Close: %v, want a hold", err)
+	}
+	// The same with a Flush: the error comes before the Sync is sent.
+	fe.Send(&pgproto3.Bind{PreparedStatement: "no such statement"})
+	fe.Send(&pgproto3.Close{ObjectType: 'S', Name: "del"})
+	fe.Send(&pgproto3.Flush{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := fe.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*pgproto3.ErrorResponse); !ok {
+		t.Fatalf("after the failing Bind: %T", m)
+	}
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	_, err = c.ExecPrepared(ctx, "del", [][]byte{[]byte("33")}, nil, nil).Close()
+	if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+		t.Errorf("executing the DELETE after a Close skipped before a Flush: %v, want a hold", err)
+	}
+	// A Close that runs does end the mark: the name is free for a
+	// statement that needs no review.
+	if err := c.Deallocate(ctx, "del"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepare(ctx, "del", "SELECT $1::int", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.ExecPrepared(ctx, "del", [][]byte{[]byte("34")}, nil, nil).Read(); r.Err != nil || len(r.Rows) != 1 {
+		t.Errorf("the statement prepared under the closed one's name: %v", r.Err)
+	}
+	n := e.count(t, "id IN (31, 32, 33)")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[31, 32, 33]) i ON CONFLICT DO NOTHING")
+	if n != "3" {
+		t.Fatalf("customers 31, 32, 33: %s left, want 3: the DELETE ran unreviewed", n)
+	}
+}
+
+// TestApprovalMarkSurvivesItsOwnBatch: a batch that prepares a statement
+// needing review and, in the same batch, re-parses or closes it leaves it
+// marked unless the server really closed it: a re-Parse of the name fails,
+// and a Close after an error is skipped.
+func TestApprovalMarkSurvivesItsOwnBatch(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	const del = "DELETE FROM customers WHERE id = $1"
+	fe := c.Frontend()
+	roundTrip := func(msgs ...pgproto3.FrontendMessage) {
+		t.Helper()
+		for _, m := range msgs {
+			fe.Send(m)
+		}
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				return
+			}
+		}
+	}
+	held := func(name, id string) {
+		t.Helper()
+		_, err := c.ExecPrepared(ctx, name, [][]byte{[]byte(id)}, nil, nil).Close()
+		if err == nil || !strings.Contains(err.Error(), "was not decided within") {
+			t.Errorf("executing %s: %v, want a hold", name, err)
+		}
+	}
+	// The second Parse of the name fails: s1 is the DELETE.
+	roundTrip(&pgproto3.Parse{Name: "s1", Query: del}, &pgproto3.Parse{Name: "s1", Query: "SELECT $1::int"})
+	held("s1", "36")
+	// The Close is skipped after the failing Bind: s2 is the DELETE.
+	roundTrip(&pgproto3.Parse{Name: "s2", Query: del}, &pgproto3.Bind{PreparedStatement: "no such statement"},
+		&pgproto3.Close{ObjectType: 'S', Name: "s2"})
+	held("s2", "37")
+	// The unnamed statement marked, then replaced by two pipelined batches
+	// sent before either is answered: neither is held.
+	roundTrip(&pgproto3.Parse{Query: del})
+	for range 2 {
+		fe.Send(&pgproto3.Parse{Query: "SELECT $1::int"})
+		fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for ready := 0; ready < 2; {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.ReadyForQuery:
+			ready++
+		case *pgproto3.ErrorResponse:
+			t.Errorf("pipelined SELECT: %s %s", m.Code, m.Message)
+		case *pgproto3.NoticeResponse:
+			t.Errorf("pipelined SELECT: %s", m.Message)
+		}
+	}
+	n := e.count(t, "id IN (36, 37)")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[36, 37]) i ON CONFLICT DO NOTHING")
+	if n != "2" {
+		t.Fatalf("customers 36, 37: %s left, want 2: the DELETE ran unreviewed", n)
+	}
+}
+
+// TestApprovalSQLExecuteOfMarkedStatement: a statement prepared with the
+// extended protocol (Parse) that needed review is held at each Bind; SQL
+// EXECUTE of the same name, in a simple Query or a Parse, must not run it
+// unreviewed.
+func TestApprovalSQLExecuteOfMarkedStatement(t *testing.T) {
+	e, _ := startApprovals(t, "1s")
+	ctx := context.Background()
+	c := e.connectAs(t, "alice", aliceToken, "guard-db")
+	if _, err := c.Prepare(ctx, "del", "DELETE FROM customers WHERE id = $1", nil); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	for _, sql := range []string{"EXECUTE del(39)", "/* x */ execute  \"del\" (40)"} {
+		err := execSQL(c, sql)
+		if err == nil {
+			t.Errorf("%s ran", sql)
+		}
+	}
+	if _, err := c.ExecParams(ctx, "EXECUTE del(41)", nil, nil, nil, nil).Close(); err == nil {
+		t.Error("EXECUTE in a Parse ran")
+	}
+	n := e.count(t, "id IN (39, 40, 41)")
+	e.mustPSQL("-c", "INSERT INTO customers SELECT i, 'customer ' || i, 'c' || i || '@example.com' FROM unnest(ARRAY[39, 40, 41]) i ON CONFLICT DO NOTHING")
+	if n != "3" {
+		t.Fatalf("customers 39, 40, 41: %s left, want 3: the DELETE ran unreviewed", n)
+	}
 }

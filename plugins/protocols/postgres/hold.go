@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -55,8 +56,11 @@ const refusedName = "gatewayd refused"
 // holdStart describes the message that starts a held batch.
 type holdStart struct {
 	stmt, text string
-	reviewers  []string
-	reason     string
+	// types is the rest of the statement's Parse after its text: the
+	// parameter type OIDs, which decide what a Bind's bytes mean.
+	types     []byte
+	reviewers []string
+	reason    string
 }
 
 // heldBatch is an extended-protocol batch waiting for approval.
@@ -122,7 +126,7 @@ func (s *clientSession) holdMessage(ctx context.Context, typ byte, body []byte) 
 		if err != nil {
 			return err
 		}
-		_, marked := s.tracker.reviewStmts[bd.stmt]
+		marked := s.tracker.marks.get(bd.stmt, s.tracker.unmarked) != nil
 		switch {
 		case bd.stmt == b.stmt && !b.closed:
 			b.binds++
@@ -150,7 +154,7 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 	b := s.batch
 	s.batch = nil
 	b.msgs = append(b.msgs, heldMsg{typ: term})
-	if _, marked := s.tracker.reviewStmts[b.stmt]; !marked && !b.closed && len(s.tracker.reviewStmts) >= maxTrackedNames {
+	if marked := s.tracker.marks.get(b.stmt, s.tracker.unmarked) != nil; !marked && s.tracker.marks.count() >= maxTrackedNames {
 		// A statement that cannot be remembered could run again unreviewed.
 		b.conflict = "too many prepared statements needing approval in this session; close some first"
 	}
@@ -160,29 +164,33 @@ func (s *clientSession) resolveBatch(ctx context.Context, term byte) error {
 	if b.binds == 0 {
 		// Parsed, not executed: the review comes with the parameters of
 		// the Bind that executes it.
-		err := s.replay(ctx, b, "")
-		s.markReview(b)
-		return err
+		return s.replay(ctx, b, "")
 	}
-	res, err := s.holdAndWait(ctx, "execute", b.text, b.params, b.shown, b.reviewers, b.reason)
+	// The binding: the parameter types the statement was parsed with,
+	// then the parameter sections of its Binds.
+	params := binary.BigEndian.AppendUint32(nil, uint32(len(b.types)))
+	params = append(append(params, b.types...), b.params...)
+	shown := b.shown
+	if t := showTypes(b.types); t != "" {
+		shown = append([]string{t}, shown...)
+	}
+	res, err := s.holdAndWait(ctx, "execute", b.text, params, shown, b.reviewers, b.reason)
 	if err != nil {
 		return err
 	}
 	if res.refusal != nil {
 		return s.refuseBatch(ctx, b, res.refusal, term)
 	}
-	err = s.replay(ctx, b, res.reviewID)
-	s.markReview(b)
-	return err
+	return s.replay(ctx, b, res.reviewID)
 }
 
 // markReview remembers that the held statement needs a review each time
-// it is bound, unless the batch closed it.
+// it is bound. A Close or re-Parse of it later in the batch unmarks it
+// only once the server has run the batch without error (see marks): a
+// Parse of an existing name fails, and a Close after an error is skipped.
 func (s *clientSession) markReview(b *heldBatch) {
-	if !b.closed {
-		st := b.holdStart
-		s.tracker.reviewStmts[b.stmt] = &st
-	}
+	st := b.holdStart
+	s.tracker.marks.set(b.stmt, &st)
 }
 
 // replay sends a held batch upstream as the client sent it, with the
@@ -191,7 +199,7 @@ func (s *clientSession) replay(ctx context.Context, b *heldBatch, reviewID strin
 	t := s.tracker
 	t.replaying, t.presets, t.releaseReview, t.releaseStmt = true, b.presets, reviewID, b.stmt
 	defer func() { t.replaying, t.presets, t.releaseReview, t.releaseStmt = false, nil, "", "" }()
-	for _, m := range b.msgs {
+	for i, m := range b.msgs {
 		out := m.body
 		switch m.typ {
 		case 'S':
@@ -207,6 +215,11 @@ func (s *clientSession) replay(ctx context.Context, b *heldBatch, reviewID strin
 			if o != nil {
 				out = o
 			}
+		}
+		if i == 0 {
+			// Marked once its own Parse (or Bind) has passed, before the
+			// rest of the batch may close or replace it.
+			s.markReview(b)
 		}
 		if err := writeHeader(s.uw, header{typ: m.typ, size: len(out)}); err != nil {
 			return errUpstreamClosed
@@ -235,7 +248,7 @@ func (s *clientSession) refuseBatch(ctx context.Context, b *heldBatch, r *refusa
 		return errUpstreamClosed
 	}
 	if term == 'S' {
-		if err := t.push(ctx, &item{kind: 'S'}); err != nil {
+		if err := t.push(ctx, t.syncItem()); err != nil {
 			return err
 		}
 	}
@@ -315,13 +328,27 @@ func (s *clientSession) holdAndWait(ctx context.Context, request, text string, p
 
 // watchClient notices the client leaving while a statement is held: it
 // peeks at the client's connection and calls gone when it ends (or sends
-// Terminate). stop ends the watch and reports whether the client left.
+// Terminate). A client that pipelines more messages behind the held one
+// is still watched: what it sends is read ahead into the session's buffer
+// (left there for after the decision) until the connection ends; one that
+// fills the buffer can no longer be watched and counts as gone, so that
+// its statement never runs after it left unseen. stop ends the watch and
+// reports whether the client left.
 func (s *clientSession) watchClient(gone func()) (stop func() bool) {
 	var stopping atomic.Bool
 	done := make(chan bool, 1)
 	go func() {
-		b, err := s.cr.Peek(1)
-		left := err != nil && !stopping.Load() || err == nil && b[0] == 'X' || s.ending.Load()
+		left := false
+		for n := 1; ; n = s.cr.Buffered() + 1 {
+			b, err := s.cr.Peek(n)
+			if err == nil && b[0] == 'X' || err != nil && !stopping.Load() || s.ending.Load() {
+				left = true
+				break
+			}
+			if err != nil {
+				break
+			}
+		}
 		if left {
 			gone()
 		}
@@ -397,4 +424,24 @@ func showParams(body []byte) string {
 		}
 	}
 	return "(" + strings.Join(vals, ", ") + ")"
+}
+
+// showTypes renders a Parse's parameter type OIDs for reviewers, or ""
+// when the Parse leaves every type to the server.
+func showTypes(types []byte) string {
+	n, body, ok := int16s(types)
+	if !ok || len(body) < 4*n {
+		return "parameter types: ?"
+	}
+	oids := make([]string, 0, n)
+	specified := false
+	for i := range n {
+		oid := binary.BigEndian.Uint32(body[4*i:])
+		specified = specified || oid != 0
+		oids = append(oids, strconv.FormatUint(uint64(oid), 10))
+	}
+	if !specified {
+		return ""
+	}
+	return "parameter type OIDs: (" + strings.Join(oids, ", ") + ")"
 }

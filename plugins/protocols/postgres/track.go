@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -43,6 +45,9 @@ type item struct {
 	name    string
 	gen     uint64
 	binding *binding
+	// unmarks, on a Sync, are the statements needing review that its
+	// batch closed or replaced (see marks).
+	unmarks map[string]*holdStart
 }
 
 // refusal is the error a client gets for a request policy refused. review
@@ -79,9 +84,14 @@ type tracker struct {
 	stmtGens   map[string]uint64
 	portalBind map[string]*binding
 	gen        uint64
-	// reviewStmts are the prepared statements whose Parse needed review:
-	// each Bind of one is held again (hold.go).
-	reviewStmts map[string]*holdStart
+	// marks are the prepared statements whose Parse needed review: each
+	// Bind of one is held again (hold.go). It is shared with the server
+	// side, which confirms or undoes their removal.
+	marks marks
+	// unmarked are the marked statements this batch (since the last Sync)
+	// closed or replaced: later Binds in the batch are not held, since
+	// the server skips them if the Close or Parse failed.
+	unmarked map[string]*holdStart
 	// start is set by client when the message starts a held batch.
 	start *holdStart
 	// While a held batch is replayed: presets are its Parses' verdicts,
@@ -94,6 +104,103 @@ type tracker struct {
 	queue []*item
 	done  []protocol.RequestRecord
 	descs descriptions
+	// batchFailed is set by an ErrorResponse in an extended-protocol
+	// batch: the server skipped the rest of it up to the Sync.
+	batchFailed bool
+}
+
+// marks are the statements needing review, by name. A Close of one (or a
+// Parse replacing the unnamed one) removes it from byName at once, for the
+// rest of its batch, but keeps it in pending until the server has run
+// that batch's Sync: if anything in the batch failed, the Close or Parse
+// may not have run, and the mark comes back. Until then a Bind of it in a
+// later batch is held, as if it were still marked.
+type marks struct {
+	mu      sync.Mutex
+	byName  map[string]*holdStart
+	pending map[string]*holdStart
+}
+
+// get returns the mark of a statement a Bind in the current batch refers
+// to; unmarked are the batch's own removals.
+func (m *marks) get(name string, unmarked map[string]*holdStart) *holdStart {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st := m.byName[name]; st != nil {
+		return st
+	}
+	if _, own := unmarked[name]; !own {
+		return m.pending[name]
+	}
+	return nil
+}
+
+// any reports whether a statement is marked or its unmarking unsettled.
+func (m *marks) any() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byName) > 0 || len(m.pending) > 0
+}
+
+// matches reports whether a name SQL EXECUTE names is a statement marked,
+// or whose unmarking is unsettled (unmarked: the current batch's own).
+func (m *marks) matches(name string, unmarked map[string]*holdStart) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for n := range m.byName {
+		if sameName(n, name) {
+			return true
+		}
+	}
+	for n := range m.pending {
+		if _, own := unmarked[n]; !own && sameName(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *marks) set(name string, st *holdStart) {
+	m.mu.Lock()
+	m.byName[name] = st
+	m.mu.Unlock()
+}
+
+func (m *marks) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byName)
+}
+
+// remove takes a mark off for the rest of the batch and returns it (nil
+// when the statement was not marked). A mark an earlier batch removed,
+// not yet settled, is removed for this batch too (a pipelining client's
+// next batch replacing the unnamed statement again).
+func (m *marks) remove(name string) *holdStart {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.byName[name]
+	if st == nil {
+		return m.pending[name]
+	}
+	delete(m.byName, name)
+	m.pending[name] = st
+	return st
+}
+
+// settle ends the removals of a batch once the server has run its Sync:
+// confirmed when nothing in it failed, undone otherwise.
+func (m *marks) settle(unmarks map[string]*holdStart, failed bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, st := range unmarks {
+		if m.pending[name] == st {
+			delete(m.pending, name)
+		}
+		if _, again := m.byName[name]; failed && !again {
+			m.byName[name] = st
+		}
+	}
 }
 
 func newTracker(s *clientSession) *tracker {
@@ -106,7 +213,8 @@ func newTracker(s *clientSession) *tracker {
 		portalBind: map[string]*binding{},
 		descs:      newDescriptions(),
 
-		reviewStmts: map[string]*holdStart{},
+		marks:    marks{byName: map[string]*holdStart{}, pending: map[string]*holdStart{}},
+		unmarked: map[string]*holdStart{},
 	}
 }
 
@@ -123,6 +231,11 @@ func (t *tracker) verdict(ctx context.Context, kind abi.FrameKind, text string, 
 		r := t.presets[0]
 		t.presets = t.presets[1:]
 		return r, nil
+	}
+	if kind == abi.SQLQuery || kind == abi.SQLParse {
+		if r := t.executesMarked(text); r != nil {
+			return r, nil
+		}
 	}
 	resp, err := t.s.host.Admit(ctx, protocol.AdmitRequest{SessionID: t.s.sessionID, Kind: kind, Text: text, Attrs: attrs})
 	if err != nil {
@@ -180,7 +293,7 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		if !ok {
 			return nil, malformed("Parse")
 		}
-		text, _, ok := cstring(rest)
+		text, types, ok := cstring(rest)
 		if !ok {
 			return nil, malformed("Parse")
 		}
@@ -189,10 +302,15 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 			return nil, err
 		}
 		if r != nil && r.review != nil && t.s.holder != nil && !t.replaying {
-			t.start = &holdStart{stmt: name, text: text, reviewers: r.review.Reviewers, reason: r.review.Reason}
+			t.start = &holdStart{stmt: name, text: text, types: bytes.Clone(types), reviewers: r.review.Reviewers, reason: r.review.Reason}
 			return nil, nil
 		}
-		delete(t.reviewStmts, name)
+		if name == "" {
+			// A Parse of the unnamed statement replaces it. A named one
+			// cannot be parsed again before it is closed: the server
+			// refuses it and the marked statement stays.
+			t.unmark(name)
+		}
 		t.setStatement(name, text)
 		t.bumpStatement(name)
 		if r != nil {
@@ -207,7 +325,7 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
-		if st := t.reviewStmts[b.stmt]; st != nil && !t.replaying {
+		if st := t.marks.get(b.stmt, t.unmarked); st != nil && !t.replaying {
 			t.start = st
 			return nil, nil
 		}
@@ -266,7 +384,7 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		case 'S':
 			t.setStatement(name, "")
 			delete(t.stmts, name)
-			delete(t.reviewStmts, name)
+			t.unmark(name)
 			t.bumpStatement(name)
 		case 'P':
 			delete(t.portals, name)
@@ -292,9 +410,27 @@ func (t *tracker) client(ctx context.Context, typ byte, body []byte) ([]byte, er
 		}
 		return nil, t.push(ctx, it)
 	case 'S':
-		return nil, t.push(ctx, &item{kind: 'S'})
+		return nil, t.push(ctx, t.syncItem())
 	}
 	return nil, nil
+}
+
+// unmark removes a statement's mark for the rest of the batch; the Sync
+// settles it (see marks).
+func (t *tracker) unmark(name string) {
+	if st := t.marks.remove(name); st != nil {
+		t.unmarked[name] = st
+	}
+}
+
+// syncItem is the item of a Sync, carrying its batch's removed marks.
+func (t *tracker) syncItem() *item {
+	it := &item{kind: 'S'}
+	if len(t.unmarked) > 0 {
+		it.unmarks = t.unmarked
+		t.unmarked = map[string]*holdStart{}
+	}
+	return it
 }
 
 // bumpStatement gives the statement name a new generation: descriptions of
@@ -439,6 +575,10 @@ func (t *tracker) row() {
 // refusal in place of the error a refused request's sentinel caused.
 func (t *tracker) server(typ byte, body []byte) []byte {
 	it := t.head()
+	if typ == 'E' && (it == nil || it.kind != 'Q') {
+		// Even before its Sync was sent (a batch ended with Flush).
+		t.batchFailed = true
+	}
 	if it == nil {
 		return nil
 	}
@@ -512,6 +652,10 @@ func (t *tracker) server(typ byte, body []byte) []byte {
 	case 'Z': // ReadyForQuery ends a simple query or a Sync.
 		for it := t.head(); it != nil; it = t.head() {
 			t.pop()
+			if it.kind == 'S' {
+				t.marks.settle(it.unmarks, t.batchFailed)
+				t.batchFailed = false
+			}
 			switch it.kind {
 			case 'Q':
 				outcome := "ok"

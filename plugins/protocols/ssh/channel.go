@@ -95,6 +95,13 @@ type channel struct {
 	reqText   string
 	reqStart  time.Time
 	reqReview string // the review that released the request
+
+	// creqs are the client's requests on the channel: the request loop
+	// reads them, and holdExec while it waits, to see the channel close.
+	creqs <-chan *gossh.Request
+	// deferred are requests that came while an exec was held, handled
+	// once the hold ends.
+	deferred []*gossh.Request
 }
 
 func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
@@ -122,9 +129,15 @@ func (s *channel) run(ctx context.Context, creqs, ureqs <-chan *gossh.Request) {
 		}
 	}()
 	// Requests from the client.
+	s.creqs = creqs
 	go func() {
 		for req := range creqs {
 			s.request(ctx, req)
+			for len(s.deferred) > 0 {
+				req := s.deferred[0]
+				s.deferred = s.deferred[1:]
+				s.request(ctx, req)
+			}
 		}
 	}()
 	// Data: client to target.

@@ -10,6 +10,10 @@ import (
 	"github.com/gatewayd-access/gatewayd/sdk/wasm/abi"
 )
 
+// maxDeferredRequests bounds the channel requests kept while an exec is
+// held.
+const maxDeferredRequests = 64
+
 // holdExec holds an exec request that policy sent for review (see
 // protocol.Holder): the client is told on stderr which review it waits
 // for, and the command goes to the target only once approved. It returns
@@ -33,18 +37,44 @@ func (s *channel) holdExec(ctx context.Context, holder protocol.Holder, cmd stri
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// left is set by the watch when the client went away; it is read once
+	// the watch has ended.
+	var left bool
+	stop, watching := make(chan struct{}), make(chan struct{})
 	go func() {
-		select {
-		case <-s.c.gone:
-			// Only the connection's end says the client left: the end of
-			// its stdin does not (ssh -n, a script's empty input).
-			cancel()
-		case <-wctx.Done():
+		defer close(watching)
+		for {
+			select {
+			case <-s.c.gone:
+				// The connection's end says the client left, and so does
+				// the channel's close (a multiplexed ssh interrupted, a
+				// library's session.Close); the end of its stdin does not
+				// (ssh -n, a script's empty input).
+				left = true
+				cancel()
+				return
+			case req, ok := <-s.creqs:
+				if !ok {
+					left = true
+					cancel()
+					return
+				}
+				// Handled after the hold, in order; past a bound, refused.
+				if len(s.deferred) < maxDeferredRequests {
+					s.deferred = append(s.deferred, req)
+				} else if req.WantReply {
+					_ = req.Reply(false, nil)
+				}
+			case <-stop:
+				return
+			}
 		}
 	}()
 	out, err := holder.AwaitHold(wctx, protocol.AwaitHoldRequest{SessionID: s.c.sessionID, ReviewID: resp.ReviewID})
+	close(stop)
+	<-watching
 	switch {
-	case wctx.Err() != nil:
+	case left || ctx.Err() != nil:
 		return "", "the client went away"
 	case err != nil:
 		s.c.log.Error("waiting for a review", "review", resp.ReviewID, "error", err)

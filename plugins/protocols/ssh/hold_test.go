@@ -171,3 +171,56 @@ token_sha256 = %q
 		t.Fatalf("after the grant: %v %q", err, out)
 	}
 }
+
+// TestHeldExecOfClosedChannelNeverRuns: a client that closes the channel
+// of its held command, keeping the connection (an OpenSSH ControlMaster
+// whose ssh was interrupted, a library's session.Close), withdraws the
+// review: the command never runs, even if approved after.
+func TestHeldExecOfClosedChannelNeverRuns(t *testing.T) {
+	e := start(t, fmt.Sprintf(`
+[[identity.static]]
+name = "dave"
+groups = ["dba"]
+token_sha256 = %q
+
+[[policy]]
+module = "sqlguard"
+connections = ["web-*"]
+[policy.config]
+review_commands = ["touch"]
+reviewers = ["dba"]
+
+[review]
+hold_timeout = "30s"
+`, sha(daveToken)))
+	c, err := e.client(t, "web-1", e.aliceSigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := fmt.Sprintf("/tmp/gwtest-closed-%d", time.Now().UnixNano())
+	t.Cleanup(func() { _ = os.Remove(file) })
+	cmd := "touch " + file
+	if err := sess.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	r := e.heldCommand(cmd)
+	_ = sess.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	var rv api.Review
+	for e.reviewCall("GET", "/v1/reviews/"+r.ID, &rv); rv.Status != "cancelled" && time.Now().Before(deadline); e.reviewCall("GET", "/v1/reviews/"+r.ID, &rv) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := e.reviewCall("POST", "/v1/reviews/"+r.ID+"/approve", nil)
+	time.Sleep(500 * time.Millisecond)
+	if _, err := os.Stat(file); err == nil {
+		t.Fatalf("the command of a closed channel ran after its approval (review %s, approve: %d)", rv.Status, st)
+	}
+	if rv.Status != "cancelled" || st != http.StatusConflict {
+		t.Fatalf("review = %s, approving: %d; want cancelled, 409", rv.Status, st)
+	}
+}
