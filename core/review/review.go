@@ -336,7 +336,9 @@ func (s *Service) Hold(ctx context.Context, req HoldRequest) (*protocol.HoldResp
 }
 
 // lateApproval finds and releases an approved statement review of the same
-// binding whose hold timed out before it was approved.
+// binding whose hold timed out before it was approved. The approval may be
+// used until the review's expiry ([review] request_ttl after the hold),
+// not for ever.
 func (s *Service) lateApproval(ctx context.Context, req HoldRequest, digest string, now time.Time) (store.Review, bool) {
 	rs, err := s.st.Reviews(ctx, store.ReviewFilter{Kind: store.ReviewStatement, Status: store.ReviewApproved, Digest: digest, Limit: 100})
 	if err != nil {
@@ -346,7 +348,8 @@ func (s *Service) lateApproval(ctx context.Context, req HoldRequest, digest stri
 	for _, r := range slices.Backward(rs) { // oldest first
 		// The digest covers them, but compare the binding itself too.
 		if !r.Released.IsZero() || r.Identity != req.Identity.Name || r.Connection != req.Connection ||
-			r.Request != req.Request || r.Text != req.Text || string(r.Params) != string(req.Params) || now.Before(r.HoldUntil) {
+			r.Request != req.Request || r.Text != req.Text || string(r.Params) != string(req.Params) || now.Before(r.HoldUntil) ||
+			!r.Expires.IsZero() && !now.Before(r.Expires) {
 			continue
 		}
 		if err := s.st.ReleaseReview(ctx, r.ID, req.SessionID, now); err != nil {

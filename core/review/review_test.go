@@ -483,3 +483,22 @@ func TestSlackTextIsEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestLateApprovalExpires: an approval that came after its hold timed out
+// may be used until the review's expiry, not later.
+func TestLateApprovalExpires(t *testing.T) {
+	s, _, clk := newService(t)
+	ctx := context.Background()
+	r := hold(t, s, alice, "app-db", "s1", "DELETE FROM t WHERE id = $1", []byte("7"))
+	if out, err := s.AwaitHold(ctx, "s1", r.ReviewID); err != nil || out.Outcome != protocol.HoldTimedOut {
+		t.Fatalf("AwaitHold = %+v, %v; want a timeout", out, err)
+	}
+	clk.add(time.Minute)
+	if _, err := s.Decide(ctx, dave, r.ReviewID, true, ""); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	clk.add(25 * time.Hour) // past request_ttl (24h by default)
+	if got := hold(t, s, alice, "app-db", "s2", "DELETE FROM t WHERE id = $1", []byte("7")); got.Released {
+		t.Fatalf("an approval was used %v after its review expired", 25*time.Hour)
+	}
+}
