@@ -33,6 +33,7 @@ import (
 	"github.com/gatewayd-access/gatewayd/internal/pgtest"
 	"github.com/gatewayd-access/gatewayd/internal/sshtest"
 	"github.com/gatewayd-access/gatewayd/internal/testlog"
+	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 )
 
 // staticToken is the token of the static identity "ci" beside the OIDC
@@ -1013,5 +1014,94 @@ func TestConnectFollowsTheLogin(t *testing.T) {
 	}
 	if out, err := e.psql([]string{"PGPASSWORD="}, conninfo, "SELECT 1"); err == nil || !strings.Contains(out, "expired at") || !strings.Contains(out, "run gatewayctl login") {
 		t.Fatalf("psql through gatewayctl connect after the login expired: %v %q", err, out)
+	}
+}
+
+// noRevocations is the empty revocation list of a token signer the test
+// opens beside the gateway, on the gateway's own key.
+type noRevocations struct{}
+
+func (noRevocations) RevokeToken(string, time.Time) error { return nil }
+func (noRevocations) RevokedTokens(time.Time) (map[string]time.Time, error) {
+	return map[string]time.Time{}, nil
+}
+
+// TestOIDCSessionsEndWithTheSignIn: a session lasts no longer than the
+// credential it started with. A psql session and an SSH session signed in
+// with a token and a certificate about to expire are ended when they do,
+// each with a message naming the sign-in; a static token never expires.
+func TestOIDCSessionsEndWithTheSignIn(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	// A token and a certificate of alice's that expire in seconds, signed
+	// with the gateway's own keys (token_ttl cannot go below a minute).
+	tokens, err := identity.OpenTokens(filepath.Join(e.dataDir, "identity", "token_ed25519.key"), noRevocations{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := protocol.Identity{Name: "alice@example.com", Email: "alice@example.com", Groups: []string{"dev"}}
+	short, claims, err := tokens.Issue("alice-sub", alice, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := identity.OpenUserCA(filepath.Join(e.dataDir, "identity", "ssh_user_ca_ed25519.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(e.cfgDir, "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Sign(string(gossh.MarshalAuthorizedKey(signer.PublicKey())), claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := gossh.NewCertSigner(cert, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		out  string
+		err  error
+		took time.Duration
+	}
+	psqlDone := make(chan result, 1)
+	go func() {
+		host, pgPort, _ := net.SplitHostPort(e.pgAddr)
+		start := time.Now()
+		out, err := e.psql([]string{"PGPASSWORD=" + short},
+			fmt.Sprintf("host=%s port=%s user=alice@example.com dbname=app-db sslmode=require", host, pgPort), "SELECT pg_sleep(25)")
+		psqlDone <- result{out, err, time.Since(start)}
+	}()
+	sc, err := gossh.Dial("tcp", e.sshAddr, &gossh.ClientConfig{User: "web-1", Auth: []gossh.AuthMethod{gossh.PublicKeys(certSigner)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	s, err := sc.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := s.CombinedOutput("echo started; sleep 25")
+	took := time.Since(start)
+	if ee, ok := err.(*gossh.ExitError); !ok || ee.ExitStatus() != 255 || !strings.Contains(string(out), "your sign-in expired at") || took > 15*time.Second {
+		t.Errorf("ssh: %v after %v %q, want exit 255 naming the sign-in's expiry within seconds", err, took, out)
+	}
+	r := <-psqlDone
+	if r.err == nil || !strings.Contains(r.out, "your sign-in expired at") || r.took > 15*time.Second {
+		t.Errorf("psql: %v after %v %q, want the session ended naming the sign-in's expiry", r.err, r.took, r.out)
+	}
+	// An expired token starts nothing.
+	host, pgPort, _ := net.SplitHostPort(e.pgAddr)
+	if out, err := e.psql([]string{"PGPASSWORD=" + short},
+		fmt.Sprintf("host=%s port=%s user=alice@example.com dbname=app-db sslmode=require", host, pgPort), "SELECT 1"); err == nil {
+		t.Errorf("psql with an expired token: %q", out)
 	}
 }

@@ -57,10 +57,12 @@ type liveSession struct {
 	// rec is the session's terminal recording, once a handler started it.
 	recMu sync.Mutex
 	rec   *recording.Writer
-	// notAfter is when the session's access grant ends (connections with
-	// require_approval), zero otherwise; grantTimer audits it.
+	// notAfter is when the session's access ends: the first of its access
+	// grant's end (connections with require_approval) and its identity's
+	// credential's; zero when neither ends. grantTimer audits the grant's.
 	notAfter   time.Time
 	grantID    string
+	grantUntil time.Time
 	grantTimer *time.Timer
 }
 
@@ -137,6 +139,16 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 	now := time.Now().UTC()
 	ls := &liveSession{id: id.String(), protocol: req.Protocol, identity: req.Identity, connection: conn.Name, started: now,
 		outcomes: map[string]prometheus.Counter{}, notAfter: grant.Expires}
+	// The session ends with the first of its grant and the credential
+	// that signed the identity in (an issued token, a certificate).
+	var endReason string
+	if exp := req.Identity.Expires; !exp.IsZero() && (ls.notAfter.IsZero() || exp.Before(ls.notAfter)) {
+		if !exp.After(now) {
+			return nil, fmt.Errorf("%w: the sign-in expired at %s", protocol.ErrNoAccess, exp.UTC().Format(time.RFC3339))
+		}
+		ls.notAfter = exp
+		endReason = fmt.Sprintf("your sign-in expired at %s; sign in again with gatewayctl login", exp.UTC().Format(time.RFC3339))
+	}
 	if err := h.store.CreateSession(ctx, store.Session{
 		ID: ls.id, Protocol: req.Protocol, Connection: conn.Name, Identity: req.Identity.Name,
 		Email: req.Identity.Email, ClientAddr: req.ClientAddr, Started: now,
@@ -163,7 +175,7 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 	h.sessions[ls.id] = ls
 	h.mu.Unlock()
 	if grant.ID != "" {
-		h.watchGrant(ls, grant.ID)
+		h.watchGrant(ls, grant.ID, grant.Expires)
 	}
 	h.metrics.SessionsTotal.WithLabelValues(req.Protocol, conn.Name).Inc()
 	h.metrics.SessionsActive.WithLabelValues(req.Protocol).Inc()
@@ -181,9 +193,10 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 			AllowForward:       conn.AllowForward,
 			AllowRemoteForward: conn.AllowRemoteForward,
 		},
-		Policy:   ls.policy.HasPolicy(),
-		Masking:  ls.policy.Masks(),
-		NotAfter: ls.notAfter,
+		Policy:    ls.policy.HasPolicy(),
+		Masking:   ls.policy.Masks(),
+		NotAfter:  ls.notAfter,
+		EndReason: endReason,
 	}, nil
 }
 

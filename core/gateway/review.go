@@ -78,15 +78,15 @@ func (h *host) grant(ctx context.Context, req protocol.OpenSessionRequest, conn 
 // watchGrant audits the end of a session's grant when it comes; the
 // handler ends the session (OpenSessionResponse.NotAfter) and Admit refuses
 // its requests from then on.
-func (h *host) watchGrant(ls *liveSession, grantID string) {
-	ls.grantID = grantID
-	ls.grantTimer = time.AfterFunc(time.Until(ls.notAfter), func() { h.grantExpired(ls) })
+func (h *host) watchGrant(ls *liveSession, grantID string, until time.Time) {
+	ls.grantID, ls.grantUntil = grantID, until
+	ls.grantTimer = time.AfterFunc(time.Until(until), func() { h.grantExpired(ls) })
 }
 
 // stopGrant stops watching a session's grant as it closes; a grant that
 // expired while its timer had yet to fire is audited now.
 func (h *host) stopGrant(ls *liveSession) {
-	if ls.grantTimer != nil && ls.grantTimer.Stop() && ls.expired() {
+	if ls.grantTimer != nil && ls.grantTimer.Stop() && !time.Now().Before(ls.grantUntil) {
 		h.grantExpired(ls)
 	}
 }
@@ -101,7 +101,8 @@ func (h *host) grantExpired(ls *liveSession) {
 	h.reviews.GrantExpired(context.Background(), ls.id, g)
 }
 
-// expired reports whether a session's access grant has ended.
+// expired reports whether a session's access has ended: its grant, or the
+// credential its identity signed in with.
 func (ls *liveSession) expired() bool {
 	return !ls.notAfter.IsZero() && !time.Now().Before(ls.notAfter)
 }

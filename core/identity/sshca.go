@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -126,6 +127,10 @@ func (ca *UserCA) Check(cert *ssh.Certificate) (protocol.Identity, error) {
 	}
 	if ca.tokens != nil && ca.tokens.Revoked(cert.Extensions[extTokenID]) {
 		return protocol.Identity{}, ErrTokenRevoked
+	}
+	id.Expires = time.Time{}
+	if cert.ValidBefore < math.MaxInt64 {
+		id.Expires = time.Unix(int64(cert.ValidBefore), 0)
 	}
 	return id, nil
 }

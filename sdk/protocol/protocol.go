@@ -72,6 +72,10 @@ type Identity struct {
 	Name   string
 	Email  string
 	Groups []string
+	// Expires is when the credential that identified it ends (an issued
+	// token, a certificate); zero for credentials that do not expire. The
+	// core ends sessions at it (OpenSessionResponse.NotAfter).
+	Expires time.Time
 }
 
 // AuthenticateRequest carries what a client presented.
@@ -118,6 +122,10 @@ type OpenSessionResponse struct {
 	// access request's grant expires): the handler ends the session then,
 	// with a message in its protocol. Admit refuses requests after it.
 	NotAfter time.Time
+	// EndReason is what the handler tells its client when it ends the
+	// session at NotAfter ("your access grant ... expired ..."); empty
+	// means the handler's own words.
+	EndReason string
 	// Masking is the set of response frame kinds the handler must pass
 	// through Mask before sending them to the client.
 	Masking abi.Subscription

@@ -69,8 +69,12 @@ type clientSession struct {
 	holder protocol.Holder
 	// batch is the extended-protocol batch held for approval (hold.go).
 	batch *heldBatch
-	// notAfter is when the session's access grant ends, or zero.
+	// notAfter is when the session's access ends (its grant, or the
+	// credential it signed in with), or zero.
 	notAfter time.Time
+	// endReason is what the client is told at notAfter; "" means the
+	// grant's expiry.
+	endReason string
 	// ending is set once the relay is stopping.
 	ending atomic.Bool
 
@@ -219,7 +223,7 @@ func (s *clientSession) openSession(ctx context.Context, st *startup) (protocol.
 	}
 	s.sessionID = resp.SessionID
 	s.masking = resp.Masking
-	s.notAfter = resp.NotAfter
+	s.notAfter, s.endReason = resp.NotAfter, resp.EndReason
 	s.holder, _ = s.host.(protocol.Holder)
 	return resp.Target, nil
 }
@@ -273,9 +277,12 @@ func (s *clientSession) relay(ctx context.Context) string {
 		first = errShutdown
 	case <-expired:
 		grantEnded = true
-		first = &fatalError{code: codeAdminShutdown, msg: fmt.Sprintf(
-			"terminating connection: your access grant to this connection expired at %s; request access again with gatewayctl request",
-			s.notAfter.UTC().Format(time.RFC3339))}
+		msg := fmt.Sprintf("your access grant to this connection expired at %s; request access again with gatewayctl request",
+			s.notAfter.UTC().Format(time.RFC3339))
+		if s.endReason != "" {
+			msg = s.endReason
+		}
+		first = &fatalError{code: codeAdminShutdown, msg: "terminating connection: " + msg}
 	}
 	// Stop the other direction: closing upstream ends fromUpstream, an
 	// expired read deadline ends fromClient.

@@ -99,13 +99,17 @@ func (s *channel) holdExec(ctx context.Context, holder protocol.Holder, cmd stri
 	}
 }
 
-// expire ends the connection when its access grant expires, telling each
-// open channel why.
-func (c *clientConn) expire(notAfter time.Time) {
+// expire ends the connection when its access ends (its grant expires, or
+// the credential it signed in with), telling each open channel why: reason,
+// or the grant's expiry when reason is "".
+func (c *clientConn) expire(notAfter time.Time, reason string) {
+	if reason == "" {
+		reason = fmt.Sprintf("your access grant to this connection expired at %s; request access again with gatewayctl request",
+			notAfter.UTC().Format(time.RFC3339))
+	}
 	c.mu.Lock()
 	for s := range c.channels {
-		fmt.Fprintf(s.ch.Stderr(), "\r\ngatewayd: your access grant to this connection expired at %s; the session was ended. Request access again with gatewayctl request\r\n",
-			notAfter.UTC().Format(time.RFC3339))
+		fmt.Fprintf(s.ch.Stderr(), "\r\ngatewayd: %s; the session was ended\r\n", reason)
 		sendExitStatus(s.ch, 255)
 	}
 	up := c.up

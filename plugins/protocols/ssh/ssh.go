@@ -352,7 +352,8 @@ func (c *clientConn) open(ctx context.Context) (*gossh.Client, error) {
 	c.remotes = resp.Target.AllowRemoteForward
 	c.log = c.log.With("session", c.sessionID)
 	if na := resp.NotAfter; !na.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(na), func() { c.expire(na) })
+		reason := resp.EndReason
+		c.expiry = time.AfterFunc(time.Until(na), func() { c.expire(na, reason) })
 	}
 	up, err := dialUpstream(ctx, resp.Target)
 	if err != nil {

@@ -15,14 +15,14 @@ import (
 // as they are decoded, so that no message printed by mistake shows them.
 
 func identityToPB(id protocol.Identity) *pb.Identity {
-	return &pb.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups}
+	return &pb.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups, ExpiresUnixNanos: unixNanos(id.Expires)}
 }
 
 func identityFromPB(id *pb.Identity) protocol.Identity {
 	if id == nil {
 		return protocol.Identity{}
 	}
-	return protocol.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups}
+	return protocol.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups, Expires: fromUnixNanos(id.ExpiresUnixNanos)}
 }
 
 func authenticateToPB(r protocol.AuthenticateRequest) *pb.AuthenticateRequest {
@@ -62,12 +62,13 @@ func openSessionRespToPB(r *protocol.OpenSessionResponse) *pb.OpenSessionRespons
 		Policy:            r.Policy,
 		Masking:           uint32(r.Masking),
 		NotAfterUnixNanos: unixNanos(r.NotAfter),
+		EndReason:         r.EndReason,
 	}
 }
 
 func openSessionRespFromPB(r *pb.OpenSessionResponse) *protocol.OpenSessionResponse {
 	resp := &protocol.OpenSessionResponse{SessionID: r.SessionId, Policy: r.Policy, Masking: abi.Subscription(r.Masking),
-		NotAfter: fromUnixNanos(r.NotAfterUnixNanos)}
+		NotAfter: fromUnixNanos(r.NotAfterUnixNanos), EndReason: r.EndReason}
 	if t := r.Target; t != nil {
 		resp.Target = protocol.Target{
 			Connection: t.Connection, Address: t.Address, Database: t.Database, User: t.User,

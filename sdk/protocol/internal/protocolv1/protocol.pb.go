@@ -1198,12 +1198,14 @@ func (x *Error) GetMessage() string {
 }
 
 type Identity struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Email  string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	Groups []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	// When the credential ends; 0: never.
+	ExpiresUnixNanos int64 `protobuf:"varint,4,opt,name=expires_unix_nanos,json=expiresUnixNanos,proto3" json:"expires_unix_nanos,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Identity) Reset() {
@@ -1255,6 +1257,13 @@ func (x *Identity) GetGroups() []string {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *Identity) GetExpiresUnixNanos() int64 {
+	if x != nil {
+		return x.ExpiresUnixNanos
+	}
+	return 0
 }
 
 type AuthenticateRequest struct {
@@ -1472,8 +1481,10 @@ type OpenSessionResponse struct {
 	Masking uint32 `protobuf:"varint,4,opt,name=masking,proto3" json:"masking,omitempty"`
 	// When the session's access ends (an access grant's expiry); 0: never.
 	NotAfterUnixNanos int64 `protobuf:"varint,5,opt,name=not_after_unix_nanos,json=notAfterUnixNanos,proto3" json:"not_after_unix_nanos,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// What the handler tells the client when the session ends then.
+	EndReason     string `protobuf:"bytes,6,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OpenSessionResponse) Reset() {
@@ -1539,6 +1550,13 @@ func (x *OpenSessionResponse) GetNotAfterUnixNanos() int64 {
 		return x.NotAfterUnixNanos
 	}
 	return 0
+}
+
+func (x *OpenSessionResponse) GetEndReason() string {
+	if x != nil {
+		return x.EndReason
+	}
+	return ""
 }
 
 type Target struct {
@@ -2882,11 +2900,12 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\x0eKIND_NO_ACCESS\x10\x02\x12\x14\n" +
 	"\x10KIND_UNAVAILABLE\x10\x03\x12\x19\n" +
 	"\x15KIND_HOLD_UNAVAILABLE\x10\x04\x12\x1a\n" +
-	"\x16KIND_APPROVAL_REQUIRED\x10\x05\"L\n" +
+	"\x16KIND_APPROVAL_REQUIRED\x10\x05\"z\n" +
 	"\bIdentity\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x16\n" +
-	"\x06groups\x18\x03 \x03(\tR\x06groups\"\xa1\x01\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\x12,\n" +
+	"\x12expires_unix_nanos\x18\x04 \x01(\x03R\x10expiresUnixNanos\"\xa1\x01\n" +
 	"\x13AuthenticateRequest\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x1f\n" +
 	"\vclient_addr\x18\x02 \x01(\tR\n" +
@@ -2911,14 +2930,16 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xec\x01\n" +
 	"\x13OpenSessionResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x124\n" +
 	"\x06target\x18\x02 \x01(\v2\x1c.gatewayd.protocol.v1.TargetR\x06target\x12\x16\n" +
 	"\x06policy\x18\x03 \x01(\bR\x06policy\x12\x18\n" +
 	"\amasking\x18\x04 \x01(\rR\amasking\x12/\n" +
-	"\x14not_after_unix_nanos\x18\x05 \x01(\x03R\x11notAfterUnixNanos\"\xe7\x02\n" +
+	"\x14not_after_unix_nanos\x18\x05 \x01(\x03R\x11notAfterUnixNanos\x12\x1d\n" +
+	"\n" +
+	"end_reason\x18\x06 \x01(\tR\tendReason\"\xe7\x02\n" +
 	"\x06Target\x12\x1e\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
