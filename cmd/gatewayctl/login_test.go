@@ -162,6 +162,7 @@ user = %q
 secret = "file:%s"
 host_key = %q
 allow_groups = ["dev"]
+allow_remote_forward = ["127.0.0.1:*"]
 `, filepath.Join(dir, "data"), apiPort, apiTLS, filepath.Join(os.TempDir(), "gatewayd-test-wasm-cache"),
 		op.Issuer, clientSecret, apiBase, hexSum(staticToken), pg.Addr(), pgSecret, pg.Addr(), pgSecret,
 		sshd.Addr, sshtest.User, sshSecret, sshd.HostKey)
@@ -973,6 +974,11 @@ func TestOIDCOpenConnectionAfterLogout(t *testing.T) {
 			}
 		}
 	}
+	if l, err := conns["certificate"].Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatalf("remote forward before logout: %v", err)
+	} else {
+		_ = l.Close()
+	}
 	e.run("logout").check(t, 0, "", "")
 	time.Sleep(1100 * time.Millisecond) // the credential is checked again a second after the last check
 	for how, sc := range conns {
@@ -980,6 +986,11 @@ func TestOIDCOpenConnectionAfterLogout(t *testing.T) {
 		if err == nil || !strings.Contains(out, "no longer valid") {
 			t.Errorf("%s: a new command on a connection opened before logout: %v %q, want refused", how, err, out)
 		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if l, err := conns["certificate"].Listen("tcp", "127.0.0.1:0"); err == nil {
+		_ = l.Close()
+		t.Error("a remote forward opened after logout on a connection opened before it")
 	}
 }
 

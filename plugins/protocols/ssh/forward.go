@@ -138,6 +138,11 @@ func (c *clientConn) tcpipForward(ctx context.Context, req *gossh.Request) {
 		return
 	}
 	listen := hostPort(host, port)
+	if !c.credentialValid(ctx) {
+		_ = req.Reply(false, nil)
+		c.event(ctx, "forward.refused", map[string]string{"request": "tcpip-forward", "listen": listen, "reason": "sign-in no longer valid"})
+		return
+	}
 	up, err := c.open(ctx)
 	if err != nil || !remoteForwardAllowed(c.allowRemoteForward(), host, port) {
 		_ = req.Reply(false, nil)

@@ -170,8 +170,9 @@ type clientConn struct {
 	log      *slog.Logger
 	sconn    *gossh.ServerConn
 	identity protocol.Identity
-	// cred is the credential the client authenticated with, checked
-	// when; channels are only opened while it is still valid.
+	// cred is the credential the client authenticated with, last checked
+	// at checked (under mu); channels and forwards are only opened while
+	// it is still valid.
 	cred    protocol.AuthenticateRequest
 	checked time.Time
 	addr    string
@@ -230,17 +231,13 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 		}
 	}()
 	for nc := range chans {
-		if t := nc.ChannelType(); (t == "session" || t == "direct-tcpip") && time.Since(c.checked) >= recheckAfter {
-			if !c.stillValid(ctx) {
-				msg := "your sign-in is no longer valid (the token was revoked or has expired): sign in again (gatewayctl login)"
-				if t == "session" {
-					c.refuseChannel(nc, msg)
-				} else {
-					_ = nc.Reject(gossh.Prohibited, msg)
-				}
-				continue
+		if t := nc.ChannelType(); (t == "session" || t == "direct-tcpip") && !c.credentialValid(ctx) {
+			if t == "session" {
+				c.refuseChannel(nc, msgSignInInvalid)
+			} else {
+				_ = nc.Reject(gossh.Prohibited, msgSignInInvalid)
 			}
-			c.checked = time.Now()
+			continue
 		}
 		switch nc.ChannelType() {
 		case "session":
@@ -306,6 +303,28 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 // The channels a client opens right after authenticating, or in a burst
 // (port forwards), cost one check.
 const recheckAfter = time.Second
+
+// msgSignInInvalid is what a client hears when its credential no longer
+// holds for a new channel or forward.
+const msgSignInInvalid = "your sign-in is no longer valid (the token was revoked or has expired): sign in again (gatewayctl login)"
+
+// credentialValid reports whether the connection's credential still holds,
+// checking it again when it was last checked recheckAfter or more ago.
+func (c *clientConn) credentialValid(ctx context.Context) bool {
+	c.mu.Lock()
+	fresh := time.Since(c.checked) < recheckAfter
+	c.mu.Unlock()
+	if fresh {
+		return true
+	}
+	if !c.stillValid(ctx) {
+		return false
+	}
+	c.mu.Lock()
+	c.checked = time.Now()
+	c.mu.Unlock()
+	return true
+}
 
 // stillValid checks the connection's credential again, for a channel
 // opened recheckAfter or more after the last check: an open connection (an
