@@ -1116,3 +1116,27 @@ func TestOIDCSessionsEndWithTheSignIn(t *testing.T) {
 		t.Errorf("psql with an expired token: %q", out)
 	}
 }
+
+// TestOIDCLogoutEndsOpenSessions: a PostgreSQL session opened with a token
+// runs no further statement once the token is revoked.
+func TestOIDCLogoutEndsOpenSessions(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	host, pgPort, _ := net.SplitHostPort(e.pgAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pc, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=alice@example.com dbname=app-db sslmode=require password=%s",
+		host, pgPort, e.creds().Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(context.Background())
+	if _, err := pc.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+		t.Fatalf("before logout: %v", err)
+	}
+	e.run("logout").check(t, 0, "", "")
+	_, err = pc.Exec(ctx, "SELECT 1").ReadAll()
+	if err == nil || !strings.Contains(err.Error(), "your sign-in was revoked") {
+		t.Fatalf("a statement after logout: %v, want the session ended as revoked", err)
+	}
+}

@@ -18,6 +18,7 @@ const (
 	reasonFunctionCall  = "FunctionCall messages are refused on connections with masking: their results cannot be masked"
 	reasonBinaryCopyOut = "COPY ... TO STDOUT in binary format is refused on connections with masking: binary COPY data cannot be masked"
 	reasonGrantExpired  = "the access grant for this connection expired"
+	reasonSignInRevoked = "your sign-in was revoked (gatewayctl logout); sign in again with gatewayctl login"
 	// gatewayModule names the gateway in policy events it decides itself.
 	gatewayModule = "gatewayd"
 )
@@ -34,7 +35,14 @@ func (h *host) Admit(ctx context.Context, req protocol.AdmitRequest) (*protocol.
 		return nil, fmt.Errorf("gateway: admitting a request of unknown session %q", req.SessionID)
 	}
 	if ls.expired() {
-		return h.refuse(ctx, ls, req, gatewayModule, abi.Verdict{Action: abi.Terminate, Reason: reasonGrantExpired})
+		reason := reasonGrantExpired
+		if ls.endReason != "" {
+			reason = ls.endReason
+		}
+		return h.refuse(ctx, ls, req, gatewayModule, abi.Verdict{Action: abi.Terminate, Reason: reason})
+	}
+	if h.dir.Revoked(ls.identity.CredentialID) {
+		return h.refuse(ctx, ls, req, gatewayModule, abi.Verdict{Action: abi.Terminate, Reason: reasonSignInRevoked})
 	}
 	ps := ls.policy
 	if ps == nil || req.Kind == 0 {

@@ -64,6 +64,9 @@ type liveSession struct {
 	grantID    string
 	grantUntil time.Time
 	grantTimer *time.Timer
+	// endReason says why the session ends at notAfter when it is the
+	// identity's credential that expires; "" for a grant.
+	endReason string
 }
 
 func (h *host) Authenticate(ctx context.Context, req protocol.AuthenticateRequest) (*protocol.AuthenticateResponse, error) {
@@ -141,13 +144,12 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		outcomes: map[string]prometheus.Counter{}, notAfter: grant.Expires}
 	// The session ends with the first of its grant and the credential
 	// that signed the identity in (an issued token, a certificate).
-	var endReason string
 	if exp := req.Identity.Expires; !exp.IsZero() && (ls.notAfter.IsZero() || exp.Before(ls.notAfter)) {
 		if !exp.After(now) {
 			return nil, fmt.Errorf("%w: the sign-in expired at %s", protocol.ErrNoAccess, exp.UTC().Format(time.RFC3339))
 		}
 		ls.notAfter = exp
-		endReason = fmt.Sprintf("your sign-in expired at %s; sign in again with gatewayctl login", exp.UTC().Format(time.RFC3339))
+		ls.endReason = fmt.Sprintf("your sign-in expired at %s; sign in again with gatewayctl login", exp.UTC().Format(time.RFC3339))
 	}
 	if err := h.store.CreateSession(ctx, store.Session{
 		ID: ls.id, Protocol: req.Protocol, Connection: conn.Name, Identity: req.Identity.Name,
@@ -196,7 +198,7 @@ func (h *host) OpenSession(ctx context.Context, req protocol.OpenSessionRequest)
 		Policy:    ls.policy.HasPolicy(),
 		Masking:   ls.policy.Masks(),
 		NotAfter:  ls.notAfter,
-		EndReason: endReason,
+		EndReason: ls.endReason,
 	}, nil
 }
 

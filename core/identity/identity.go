@@ -47,6 +47,12 @@ func (d *Directory) UseIssued(t *Tokens, ca *UserCA) {
 	d.issued, d.ca = t, ca
 }
 
+// Revoked reports whether the issued credential id (a token's, which its
+// certificates share) has been revoked since it signed a session in.
+func (d *Directory) Revoked(id string) bool {
+	return id != "" && d.issued != nil && d.issued.Revoked(id)
+}
+
 // NewDirectory builds a Directory from configuration.
 func NewDirectory(ids []config.StaticIdentity) (*Directory, error) {
 	d := &Directory{}

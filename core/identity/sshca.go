@@ -128,6 +128,7 @@ func (ca *UserCA) Check(cert *ssh.Certificate) (protocol.Identity, error) {
 	if ca.tokens != nil && ca.tokens.Revoked(cert.Extensions[extTokenID]) {
 		return protocol.Identity{}, ErrTokenRevoked
 	}
+	id.CredentialID = cert.Extensions[extTokenID]
 	id.Expires = time.Time{}
 	if cert.ValidBefore < math.MaxInt64 {
 		id.Expires = time.Unix(int64(cert.ValidBefore), 0)

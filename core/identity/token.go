@@ -57,7 +57,7 @@ type Claims struct {
 
 // Identity is the holder as the protocol handlers see it.
 func (c Claims) Identity() protocol.Identity {
-	return protocol.Identity{Name: c.Name, Email: c.Email, Groups: slices.Clone(c.Groups), Expires: c.Expires()}
+	return protocol.Identity{Name: c.Name, Email: c.Email, Groups: slices.Clone(c.Groups), Expires: c.Expires(), CredentialID: c.ID}
 }
 
 // Expires is the token's expiry time.

@@ -76,6 +76,11 @@ type Identity struct {
 	// token, a certificate); zero for credentials that do not expire. The
 	// core ends sessions at it (OpenSessionResponse.NotAfter).
 	Expires time.Time
+	// CredentialID names the revocable credential it signed in with (an
+	// issued token's id, which its certificates share); "" for static
+	// credentials. A session whose credential is revoked runs no further
+	// request.
+	CredentialID string
 }
 
 // AuthenticateRequest carries what a client presented.

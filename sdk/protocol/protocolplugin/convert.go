@@ -15,14 +15,16 @@ import (
 // as they are decoded, so that no message printed by mistake shows them.
 
 func identityToPB(id protocol.Identity) *pb.Identity {
-	return &pb.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups, ExpiresUnixNanos: unixNanos(id.Expires)}
+	return &pb.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups, ExpiresUnixNanos: unixNanos(id.Expires),
+		CredentialId: id.CredentialID}
 }
 
 func identityFromPB(id *pb.Identity) protocol.Identity {
 	if id == nil {
 		return protocol.Identity{}
 	}
-	return protocol.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups, Expires: fromUnixNanos(id.ExpiresUnixNanos)}
+	return protocol.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups, Expires: fromUnixNanos(id.ExpiresUnixNanos),
+		CredentialID: id.CredentialId}
 }
 
 func authenticateToPB(r protocol.AuthenticateRequest) *pb.AuthenticateRequest {

@@ -1204,8 +1204,10 @@ type Identity struct {
 	Groups []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
 	// When the credential ends; 0: never.
 	ExpiresUnixNanos int64 `protobuf:"varint,4,opt,name=expires_unix_nanos,json=expiresUnixNanos,proto3" json:"expires_unix_nanos,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The revocable credential it signed in with.
+	CredentialId  string `protobuf:"bytes,5,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Identity) Reset() {
@@ -1264,6 +1266,13 @@ func (x *Identity) GetExpiresUnixNanos() int64 {
 		return x.ExpiresUnixNanos
 	}
 	return 0
+}
+
+func (x *Identity) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
+	}
+	return ""
 }
 
 type AuthenticateRequest struct {
@@ -2900,12 +2909,13 @@ const file_gatewayd_protocol_v1_protocol_proto_rawDesc = "" +
 	"\x0eKIND_NO_ACCESS\x10\x02\x12\x14\n" +
 	"\x10KIND_UNAVAILABLE\x10\x03\x12\x19\n" +
 	"\x15KIND_HOLD_UNAVAILABLE\x10\x04\x12\x1a\n" +
-	"\x16KIND_APPROVAL_REQUIRED\x10\x05\"z\n" +
+	"\x16KIND_APPROVAL_REQUIRED\x10\x05\"\x9f\x01\n" +
 	"\bIdentity\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\tR\x06groups\x12,\n" +
-	"\x12expires_unix_nanos\x18\x04 \x01(\x03R\x10expiresUnixNanos\"\xa1\x01\n" +
+	"\x12expires_unix_nanos\x18\x04 \x01(\x03R\x10expiresUnixNanos\x12#\n" +
+	"\rcredential_id\x18\x05 \x01(\tR\fcredentialId\"\xa1\x01\n" +
 	"\x13AuthenticateRequest\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x1f\n" +
 	"\vclient_addr\x18\x02 \x01(\tR\n" +
