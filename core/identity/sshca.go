@@ -2,6 +2,7 @@ package identity
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,9 @@ func (ca *UserCA) Sign(pubLine string, c Claims) (*ssh.Certificate, error) {
 	}
 	if _, ok := pub.(*ssh.Certificate); ok {
 		return nil, errors.New("identity: give an SSH public key, not a certificate")
+	}
+	if err := CheckUserKey(pub); err != nil {
+		return nil, err
 	}
 	idJSON, err := json.Marshal(c.Identity())
 	if err != nil {
@@ -134,4 +138,27 @@ func (ca *UserCA) Check(cert *ssh.Certificate) (protocol.Identity, error) {
 		id.Expires = time.Unix(int64(cert.ValidBefore), 0)
 	}
 	return id, nil
+}
+
+// MinRSABits is the smallest RSA key the user CA certifies.
+const MinRSABits = 2048
+
+// CheckUserKey refuses keys too weak to certify: DSA, and RSA under
+// MinRSABits. Ed25519, ECDSA and their security-key forms pass.
+func CheckUserKey(pub ssh.PublicKey) error {
+	switch pub.Type() {
+	case ssh.KeyAlgoED25519, ssh.KeyAlgoSKED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoSKECDSA256:
+		return nil
+	case ssh.KeyAlgoRSA:
+		cpk, ok := pub.(ssh.CryptoPublicKey)
+		if !ok {
+			return errors.New("identity: unreadable RSA key")
+		}
+		rk, ok := cpk.CryptoPublicKey().(*rsa.PublicKey)
+		if !ok || rk.N.BitLen() < MinRSABits {
+			return fmt.Errorf("identity: RSA keys under %d bits are not certified; use ssh-keygen -t ed25519", MinRSABits)
+		}
+		return nil
+	}
+	return fmt.Errorf("identity: %s keys are not certified; use ssh-keygen -t ed25519", pub.Type())
 }

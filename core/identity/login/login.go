@@ -178,6 +178,9 @@ func checkStart(challenge, sshKey string) error {
 		if _, ok := k.(*ssh.Certificate); ok {
 			return refuse("ssh_public_key is a certificate; give the public key")
 		}
+		if err := identity.CheckUserKey(k); err != nil {
+			return refuse("ssh_public_key: %s", strings.TrimPrefix(err.Error(), "identity: "))
+		}
 	}
 	return nil
 }
