@@ -264,7 +264,7 @@ func (a *app) login(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.saveLogin(cl, res, keyFile)
+	return a.saveLogin(ctx, cl, res, keyFile)
 }
 
 func randomVerifier() string {
@@ -368,12 +368,15 @@ func (a *app) loginDevice(ctx context.Context, cl *client, verifier, pub string)
 	}
 }
 
-// saveLogin stores the token and the SSH certificate.
-func (a *app) saveLogin(cl *client, res *login.Result, keyFile string) error {
+// saveLogin stores the token and the SSH certificate, and revokes the
+// token of the login it replaces at the same gateway: a new login leaves
+// no second token alive.
+func (a *app) saveLogin(ctx context.Context, cl *client, res *login.Result, keyFile string) error {
 	f, err := a.credentialsFile()
 	if err != nil {
 		return err
 	}
+	prev, _ := a.loadCredentials() // an unreadable old login is replaced all the same
 	data, err := json.MarshalIndent(credentials{Gateway: cl.base.String(), Token: res.Token, Expires: res.Expires,
 		Name: res.Name, Email: res.Email, Groups: res.Groups, Listeners: res.Listeners, CACert: absPath(a.cacert)}, "", "  ")
 	if err != nil {
@@ -397,6 +400,19 @@ func (a *app) saveLogin(cl *client, res *login.Result, keyFile string) error {
 	}
 	fmt.Fprintf(a.stdout, "Signed in as %s (groups: %s) until %s.\n", res.Name, orDash(strings.Join(res.Groups, ", ")),
 		res.Expires.In(a.loc).Format(time.RFC3339))
+	if prev != nil && prev.Token != res.Token && prev.Gateway == cl.base.String() && time.Now().Before(prev.Expires) {
+		old, err := a.newClient(prev.Token)
+		if err == nil {
+			old.fromLogin = true
+			_, err = old.postJSON(ctx, "/v1/logout", struct{}{}, nil, http.StatusNoContent)
+		}
+		if err != nil {
+			fmt.Fprintf(a.stderr, "gatewayctl: the previous login's token could not be revoked (%v); it stays valid until %s\n",
+				err, prev.Expires.In(a.loc).Format(time.RFC3339))
+		} else {
+			fmt.Fprintln(a.stdout, "The previous login's token is revoked.")
+		}
+	}
 	if res.SSHCertificate != "" {
 		fmt.Fprintf(a.stdout, "SSH certificate: %s-cert.pub (ssh -i %s ...)\n", keyFile, keyFile)
 	}

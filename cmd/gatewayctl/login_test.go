@@ -1140,3 +1140,30 @@ func TestOIDCLogoutEndsOpenSessions(t *testing.T) {
 		t.Fatalf("a statement after logout: %v, want the session ended as revoked", err)
 	}
 }
+
+// TestOIDCLoginAgainRevokesThePrevious: a second login replaces the first
+// and revokes its token, so that no forgotten token stays alive.
+func TestOIDCLoginAgainRevokesThePrevious(t *testing.T) {
+	e := startOIDC(t)
+	e.login("alice").check(t, 0, "", "")
+	first := e.creds().Token
+	r := e.login("alice")
+	r.check(t, 0, "", "")
+	if !strings.Contains(r.stdout, "The previous login's token is revoked.") {
+		t.Errorf("second login said:\n%s", r.stdout)
+	}
+	second := e.creds().Token
+	whoami := func(token string) int {
+		req, _ := http.NewRequest("GET", e.api+"/v1/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if first == second || whoami(first) != http.StatusUnauthorized || whoami(second) != http.StatusOK {
+		t.Fatalf("after a second login: first token %d, second %d (want 401, 200)", whoami(first), whoami(second))
+	}
+}
