@@ -28,6 +28,11 @@ import (
 	"github.com/gatewayd-access/gatewayd/sdk/protocol"
 )
 
+// MaxPendingPerIdentity bounds the reviews one identity may have pending at
+// once (access requests and held statements together), so that nobody can
+// flood reviewers, webhooks and the audit log.
+const MaxPendingPerIdentity = 50
+
 // Errors of the review service. The API maps them to status codes.
 var (
 	ErrNotFound        = errors.New("review: no such review")
@@ -38,6 +43,7 @@ var (
 	ErrNoAccess        = errors.New("review: no such connection or access denied")
 	ErrInvalid         = errors.New("review: invalid request")
 	ErrUnavailable     = errors.New("review: cannot record the review now")
+	ErrTooManyPending  = fmt.Errorf("%w: you have %d reviews waiting for a decision; wait for them to be decided or to expire", ErrInvalid, MaxPendingPerIdentity)
 	errUnknownHold     = errors.New("review: no such held request in this session")
 	errHoldNotReleased = errors.New("review: the approval was already used")
 )
@@ -135,6 +141,9 @@ func (s *Service) RequestAccess(ctx context.Context, id protocol.Identity, conne
 	}
 	if len(reason) > 1000 {
 		return store.Review{}, fmt.Errorf("%w: the reason is longer than 1000 bytes", ErrInvalid)
+	}
+	if err := s.checkPending(ctx, id.Name); err != nil {
+		return store.Review{}, err
 	}
 	rid, err := newID()
 	if err != nil {
@@ -302,6 +311,9 @@ func (s *Service) Hold(ctx context.Context, req HoldRequest) (*protocol.HoldResp
 	now := s.now().UTC()
 	if r, ok := s.lateApproval(ctx, req, digest, now); ok {
 		return &protocol.HoldResponse{ReviewID: r.ID, Reviewers: r.Reviewers, Released: true}, nil
+	}
+	if err := s.checkPending(ctx, req.Identity.Name); err != nil {
+		return nil, fmt.Errorf("%w: %w", protocol.ErrHoldUnavailable, err)
 	}
 	reviewers := req.Reviewers
 	if len(reviewers) == 0 {
@@ -523,6 +535,19 @@ func (s *Service) eventSync(ctx context.Context, kind, actor, sessionID string, 
 		return sa.AppendSync(ctx, rec)
 	}
 	return s.audit.Append(ctx, rec)
+}
+
+// checkPending refuses a new review of an identity that already has
+// MaxPendingPerIdentity pending.
+func (s *Service) checkPending(ctx context.Context, identity string) error {
+	rs, err := s.st.Reviews(ctx, store.ReviewFilter{Status: store.ReviewPending, Identity: identity, Limit: MaxPendingPerIdentity})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if len(rs) >= MaxPendingPerIdentity {
+		return ErrTooManyPending
+	}
+	return nil
 }
 
 func (s *Service) count(kind string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -501,4 +502,21 @@ func TestLateApprovalExpires(t *testing.T) {
 	if got := hold(t, s, alice, "app-db", "s2", "DELETE FROM t WHERE id = $1", []byte("7")); got.Released {
 		t.Fatalf("an approval was used %v after its review expired", 25*time.Hour)
 	}
+}
+
+// TestPendingReviewsAreBounded: one identity cannot flood reviewers, the
+// webhooks and the audit log; others are not affected.
+func TestPendingReviewsAreBounded(t *testing.T) {
+	s, _, _ := newService(t)
+	for i := range review.MaxPendingPerIdentity {
+		hold(t, s, alice, "app-db", "s1", fmt.Sprintf("DELETE FROM t WHERE id = %d", i), nil)
+	}
+	_, err := s.Hold(context.Background(), review.HoldRequest{
+		HoldRequest: protocol.HoldRequest{SessionID: "s1", Request: "execute", Text: "DELETE FROM t WHERE id = -1"},
+		Identity:    alice, Connection: "app-db",
+	})
+	if !errors.Is(err, review.ErrTooManyPending) || !errors.Is(err, protocol.ErrHoldUnavailable) {
+		t.Fatalf("hold %d: %v, want refused as too many pending", review.MaxPendingPerIdentity+1, err)
+	}
+	hold(t, s, carol, "app-db", "s2", "DELETE FROM t WHERE id = 1", nil)
 }
