@@ -465,9 +465,29 @@ func (s *Service) forget(id string) {
 	s.mu.Unlock()
 }
 
-// Expire closes pending reviews past their expiry. Run calls it
+// Holding returns how many held requests wait for a decision in memory.
+func (s *Service) Holding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiting)
+}
+
+// orphanGrace is how long past its hold a waiter is kept for a handler that
+// has yet to call AwaitHold.
+const orphanGrace = time.Minute
+
+// Expire closes pending reviews past their expiry, and forgets the live
+// holds nobody waits for any more (a handler that held a request and never
+// called AwaitHold: a plugin call lost, a connection gone). Run calls it
 // periodically.
 func (s *Service) Expire(ctx context.Context) {
+	s.mu.Lock()
+	for id, h := range s.waiting {
+		if s.now().After(h.review.HoldUntil.Add(orphanGrace)) {
+			delete(s.waiting, id)
+		}
+	}
+	s.mu.Unlock()
 	rs, err := s.st.Reviews(ctx, store.ReviewFilter{Status: store.ReviewPending, Limit: 1000})
 	if err != nil {
 		s.log.Error("listing pending reviews", "error", err)

@@ -520,3 +520,22 @@ func TestPendingReviewsAreBounded(t *testing.T) {
 	}
 	hold(t, s, carol, "app-db", "s2", "DELETE FROM t WHERE id = 1", nil)
 }
+
+// TestOrphanedHoldsAreForgotten: a hold whose handler never waits for it
+// (a lost plugin call) does not stay in memory for ever.
+func TestOrphanedHoldsAreForgotten(t *testing.T) {
+	s, _, clk := newService(t)
+	hold(t, s, alice, "app-db", "s1", "DELETE FROM t WHERE id = 1", nil)
+	if n := s.Holding(); n != 1 {
+		t.Fatalf("Holding = %d, want 1", n)
+	}
+	s.Expire(context.Background())
+	if n := s.Holding(); n != 1 {
+		t.Fatalf("a live hold was forgotten: Holding = %d", n)
+	}
+	clk.add(time.Hour)
+	s.Expire(context.Background())
+	if n := s.Holding(); n != 0 {
+		t.Fatalf("Holding = %d after the hold ended long ago, want 0", n)
+	}
+}
