@@ -241,18 +241,7 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 		}
 		switch nc.ChannelType() {
 		case "session":
-			select {
-			case c.slots <- struct{}{}:
-			default:
-				_ = nc.Reject(gossh.ResourceShortage, "too many channels open")
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-c.slots }()
-				c.session(ctx, nc)
-			}()
+			c.spawn(&wg, nc, func() { c.session(ctx, nc) })
 		case "direct-tcpip":
 			// The connection's allow-list is known once the session is
 			// open (it comes with the target).
@@ -263,18 +252,7 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 				}
 				continue
 			}
-			select {
-			case c.slots <- struct{}{}:
-			default:
-				_ = nc.Reject(gossh.ResourceShortage, "too many channels open")
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-c.slots }()
-				c.forward(ctx, nc, c.allowForward())
-			}()
+			c.spawn(&wg, nc, func() { c.forward(ctx, nc, c.allowForward()) })
 		default:
 			_ = nc.Reject(gossh.UnknownChannelType, "channel type not allowed through gatewayd")
 			if refused++; refused <= 10 {
@@ -296,6 +274,23 @@ func (c *clientConn) serve(ctx context.Context, chans <-chan gossh.NewChannel, r
 	wg.Wait()
 	c.close(ctx)
 	return nil
+}
+
+// spawn serves a channel with fn in its own goroutine, tracked by wg, within
+// the connection's channel limit; past the limit the channel is refused.
+func (c *clientConn) spawn(wg *sync.WaitGroup, nc gossh.NewChannel, fn func()) {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		_ = nc.Reject(gossh.ResourceShortage, "too many channels open")
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { <-c.slots }()
+		fn()
+	}()
 }
 
 // recheckAfter is how long a connection's credential is taken as still
