@@ -403,8 +403,7 @@ func (a *app) saveLogin(ctx context.Context, cl *client, res *login.Result, keyF
 	if prev != nil && prev.Token != res.Token && prev.Gateway == cl.base.String() && time.Now().Before(prev.Expires) {
 		old, err := a.newClient(prev.Token)
 		if err == nil {
-			old.fromLogin = true
-			_, err = old.postJSON(ctx, "/v1/logout", struct{}{}, nil, http.StatusNoContent)
+			err = old.revoke(ctx)
 		}
 		if err != nil {
 			fmt.Fprintf(a.stderr, "gatewayctl: the previous login's token could not be revoked (%v); it stays valid until %s\n",
@@ -434,6 +433,14 @@ func (a *app) anonClient() (*client, error) {
 	return a.newClient("")
 }
 
+// revoke revokes the stored login's token c carries at the gateway
+// (POST /v1/logout).
+func (c *client) revoke(ctx context.Context) error {
+	c.fromLogin = true
+	_, err := c.postJSON(ctx, "/v1/logout", struct{}{}, nil, http.StatusNoContent)
+	return err
+}
+
 func (a *app) logout(ctx context.Context, args []string) error {
 	c := a.command("logout", "logout")
 	c.gatewayFlags()
@@ -458,8 +465,7 @@ func (a *app) logout(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl.fromLogin = true
-	_, rerr := cl.postJSON(ctx, "/v1/logout", struct{}{}, nil, http.StatusNoContent)
+	rerr := cl.revoke(ctx)
 	f, _ := a.credentialsFile()
 	if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing the stored login: %w", err)
