@@ -481,9 +481,10 @@ const orphanGrace = time.Minute
 // called AwaitHold: a plugin call lost, a connection gone). Run calls it
 // periodically.
 func (s *Service) Expire(ctx context.Context) {
+	now := s.now()
 	s.mu.Lock()
 	for id, h := range s.waiting {
-		if s.now().After(h.review.HoldUntil.Add(orphanGrace)) {
+		if now.After(h.review.HoldUntil.Add(orphanGrace)) {
 			delete(s.waiting, id)
 		}
 	}
@@ -493,7 +494,6 @@ func (s *Service) Expire(ctx context.Context) {
 		s.log.Error("listing pending reviews", "error", err)
 		return
 	}
-	now := s.now()
 	for _, r := range rs {
 		if !r.Expires.IsZero() && now.After(r.Expires) {
 			s.expire(ctx, r)
